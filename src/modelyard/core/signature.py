@@ -1,0 +1,257 @@
+"""Signatures: what a model takes and returns, inferred from samples and enforced on predict.
+
+A schema is either *columns* (a table: names, dtypes, whether missing values occur) or
+*tensors* (names, dtypes and shapes, ``-1`` for a free dimension). Enforcement allows safe casts
+(int to float, float32 to float64, any float width to another) and nothing that loses meaning
+(float to int, text to numbers). Every error names the column or tensor and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from modelyard.core.tabular import Columns, as_columns, dtype_name, is_table
+from modelyard.errors import SignatureError
+
+__all__ = ["ColumnSpec", "Schema", "Signature", "TensorSpec", "infer_schema"]
+
+_NUMERIC_KINDS = "biuf"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One column of a table: its name, dtype and whether missing values are allowed."""
+
+    name: str
+    dtype: str
+    nullable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "nullable": self.nullable}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One tensor: its name, dtype and shape (``-1`` marks a free dimension)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """Columns of a table, or tensors."""
+
+    kind: Literal["columns", "tensors"]
+    columns: tuple[ColumnSpec, ...] = ()
+    tensors: tuple[TensorSpec, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        specs = self.columns if self.kind == "columns" else self.tensors
+        return [s.name for s in specs]
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "columns":
+            return {"kind": "columns", "columns": [c.to_dict() for c in self.columns]}
+        return {"kind": "tensors", "tensors": [t.to_dict() for t in self.tensors]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Schema:
+        if d["kind"] == "columns":
+            cols = tuple(
+                ColumnSpec(c["name"], c["dtype"], bool(c.get("nullable", False)))
+                for c in d["columns"]
+            )
+            return cls("columns", columns=cols)
+        tensors = tuple(
+            TensorSpec(t["name"], t["dtype"], tuple(int(x) for x in t["shape"]))
+            for t in d["tensors"]
+        )
+        return cls("tensors", tensors=tensors)
+
+    def validate(self, data: Any) -> Columns | np.ndarray:
+        """Check ``data`` against this schema and return it in canonical form.
+
+        Columns come back as an ordered dict in schema order, cast where a cast is safe; a
+        single tensor comes back as one ndarray.
+        """
+        if self.kind == "columns":
+            return self._validate_columns(data)
+        return self._validate_tensor(data)
+
+    def _validate_columns(self, data: Any) -> Columns:
+        if is_table(data):
+            cols = as_columns(data)
+        else:
+            arr = np.asarray(data)
+            if arr.ndim == 1 and len(self.columns) > 1 and arr.shape[0] == len(self.columns):
+                arr = arr.reshape(1, -1)
+            if arr.ndim != 2 or arr.shape[1] != len(self.columns):
+                raise SignatureError(
+                    f"Expected a table with columns {self.names} or a 2-D array with "
+                    f"{len(self.columns)} columns. Got an array of shape {arr.shape} instead."
+                )
+            cols = {spec.name: arr[:, i] for i, spec in enumerate(self.columns)}
+        expected = [c.name for c in self.columns]
+        missing = [n for n in expected if n not in cols]
+        unknown = [n for n in cols if n not in set(expected)]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing column(s) {missing}")
+            if unknown:
+                parts.append(f"unknown column(s) {unknown}")
+            raise SignatureError(
+                f"The input does not match the model's columns: {' and '.join(parts)}. "
+                f"Expected exactly {expected}."
+            )
+        return {spec.name: _conform(cols[spec.name], spec.dtype, spec.nullable, spec.name,
+                                    "column") for spec in self.columns}
+
+    def _validate_tensor(self, data: Any) -> np.ndarray:
+        if len(self.tensors) != 1:
+            raise SignatureError(
+                f"This model takes {len(self.tensors)} tensors {self.names}; pass them as a "
+                "dict of arrays."
+            )
+        spec = self.tensors[0]
+        if is_table(data):
+            cols = as_columns(data)
+            arr = np.column_stack(list(cols.values())) if cols else np.empty((0, 0))
+        else:
+            arr = np.asarray(data)
+        if arr.ndim == len(spec.shape) - 1 and arr.ndim >= 1:
+            arr = arr.reshape(1, *arr.shape)  # one example without the batch dimension
+        if arr.ndim != len(spec.shape) or any(
+            want not in (-1, got) for want, got in zip(spec.shape, arr.shape, strict=True)
+        ):
+            raise SignatureError(
+                f"Tensor {spec.name!r} must have shape {_shape(spec.shape)}. "
+                f"Got {_shape(arr.shape)} instead."
+            )
+        return _conform(arr, spec.dtype, True, spec.name, "tensor")
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """Inputs (and optionally outputs) of a model."""
+
+    inputs: Schema
+    outputs: Schema | None = None
+
+    def validate_input(self, data: Any) -> Columns | np.ndarray:
+        return self.inputs.validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs.to_dict(),
+            "outputs": self.outputs.to_dict() if self.outputs else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Signature:
+        outputs = Schema.from_dict(d["outputs"]) if d.get("outputs") else None
+        return cls(Schema.from_dict(d["inputs"]), outputs)
+
+    @classmethod
+    def infer(cls, inputs: Any, outputs: Any = None) -> Signature:
+        """Infer a signature from sample input (and output) data.
+
+        >>> Signature.infer({"age": [31, 40], "city": ["a", "b"]}).inputs.names
+        ['age', 'city']
+        """
+        return cls(infer_schema(inputs), infer_schema(outputs) if outputs is not None else None)
+
+
+def infer_schema(data: Any, name: str = "input") -> Schema:
+    """Infer a schema: columns for tables, one tensor (first dimension free) otherwise."""
+    if is_table(data):
+        cols = as_columns(data)
+        return Schema(
+            "columns",
+            columns=tuple(
+                ColumnSpec(n, dtype_name(a), bool(_missing_mask(a).any())) for n, a in cols.items()
+            ),
+        )
+    arr = np.asarray(data)
+    shape = (-1, *arr.shape[1:]) if arr.ndim >= 1 else ()
+    return Schema("tensors", tensors=(TensorSpec(name, dtype_name(arr), shape),))
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join("N" if s == -1 else str(s) for s in shape) + "]"
+
+
+def _missing_mask(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        return np.isnan(arr)
+    if arr.dtype.kind == "O":
+        return np.frompyfunc(_is_missing, 1, 1)(arr).astype(bool)
+    return np.zeros(arr.shape, dtype=bool)
+
+
+def _is_missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _conform(arr: np.ndarray, want: str, nullable: bool, name: str, what: str) -> np.ndarray:
+    """Cast ``arr`` to dtype ``want`` where that is safe, else raise a SignatureError."""
+    got = dtype_name(arr)
+    if want == "string":
+        if arr.dtype.kind not in "OUS":
+            raise SignatureError(
+                f"The {what} {name!r} must hold text (string). Got {got} values instead."
+            )
+        return arr
+    target = np.dtype(want)
+    if arr.dtype.kind == "O":
+        arr = _objects_to_numbers(arr, target, name, what)
+    elif arr.dtype.kind in "US":
+        raise SignatureError(
+            f"The {what} {name!r} must hold {want} numbers. Got text instead."
+        )
+    if arr.dtype != target:
+        if not _safe_cast(arr.dtype, target):
+            raise SignatureError(
+                f"The {what} {name!r} must be {want}; {arr.dtype.name} cannot be cast to it "
+                "without losing information."
+            )
+        arr = arr.astype(target)
+    if not nullable and arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise SignatureError(
+            f"The {what} {name!r} holds missing values (NaN or null), which the model's "
+            "signature does not allow."
+        )
+    return arr
+
+
+def _safe_cast(src: np.dtype[Any], dst: np.dtype[Any]) -> bool:
+    if np.can_cast(src, dst, "safe"):
+        return True
+    # Any float width to any other, and any integer to a float: JSON clients send float64.
+    return dst.kind == "f" and src.kind in "biuf"
+
+
+def _objects_to_numbers(arr: np.ndarray, target: np.dtype[Any], name: str, what: str) -> np.ndarray:
+    bad = [v for v in arr.ravel()[:1000] if isinstance(v, str | bytes)]
+    if bad:
+        raise SignatureError(
+            f"The {what} {name!r} must hold {target.name} numbers. Got text such as {bad[0]!r}."
+        )
+    try:
+        if target.kind == "f":
+            return np.array([np.nan if v is None else v for v in arr.ravel()],
+                            dtype=np.float64).reshape(arr.shape)
+        return np.asarray(arr.tolist())
+    except (TypeError, ValueError) as exc:
+        raise SignatureError(
+            f"The {what} {name!r} must hold {target.name} numbers: {exc}."
+        ) from None

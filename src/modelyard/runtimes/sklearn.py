@@ -1,0 +1,142 @@
+"""scikit-learn models, stored with skops: loading never runs code from the file.
+
+skops refuses types it does not know. We additionally trust types defined inside scikit-learn
+itself (such as ``sklearn.tree._tree.Tree``, which every forest holds): they are rebuilt from
+arrays, not called. Anything else (your own classes, third-party estimators, functions) must be
+listed in ``trusted_types`` at registration, and the list is stored with the version so that
+loading trusts exactly what the registrant trusted.
+
+Plain pickle or joblib files are refused unless the user passes ``trust_pickle``; even then
+they are converted to skops at registration, so no pickle is ever stored or loaded again.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from modelyard.core.tabular import Columns
+from modelyard.errors import UnsafeModelError, UnsupportedModelError
+from modelyard.runtimes.base import LoadOptions, SavedModel, SaveOptions, to_frame, to_matrix
+
+__all__ = ["SklearnPredictor", "SklearnRuntime"]
+
+_FILE = "model.skops"
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def _is_sklearn(obj: object) -> bool:
+    return any(c.__module__.startswith("sklearn.") for c in type(obj).__mro__[:-1])
+
+
+class SklearnPredictor:
+    """A fitted estimator; feeds it a DataFrame when it was fitted with feature names."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        names = getattr(estimator, "feature_names_in_", None)
+        self.feature_names: list[str] | None = [str(n) for n in names] if names is not None else None
+        self.classes = getattr(estimator, "classes_", None)
+        if hasattr(estimator, "predict_proba"):
+            self.predict_proba = self._predict_proba
+
+    def _native(self, data: Columns | np.ndarray) -> Any:
+        if self.feature_names is None:
+            return to_matrix(data)
+        if isinstance(data, np.ndarray):
+            return to_frame(data, columns=self.feature_names)
+        return to_frame({n: data[n] for n in self.feature_names})
+
+    def predict(self, data: Columns | np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict(self._native(data)))
+
+    def _predict_proba(self, data: Columns | np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(self._native(data)))
+
+
+class SklearnRuntime:
+    """scikit-learn estimators and pipelines (format id ``sklearn``)."""
+
+    format: ClassVar[str] = "sklearn"
+    priority: ClassVar[int] = 10
+
+    def can_save(self, obj: object) -> bool:
+        return _is_sklearn(obj) and callable(getattr(obj, "predict", None))
+
+    def can_save_path(self, path: Path) -> bool:
+        return path.is_file() and path.suffix in (".skops", *_PICKLE_SUFFIXES)
+
+    def save(self, obj: object, directory: Path, options: SaveOptions) -> SavedModel:
+        import skops.io as sio
+
+        target = directory / _FILE
+        sio.dump(obj, target)
+        trusted = _check_types(sio.get_untrusted_types(file=target), options.trusted_types)
+        return SavedModel(meta=_meta(obj, trusted))
+
+    def save_path(self, path: Path, directory: Path, options: SaveOptions) -> SavedModel:
+        import skops.io as sio
+
+        if path.suffix in _PICKLE_SUFFIXES:
+            return self.save(_load_pickle(path, options), directory, options)
+        trusted = _check_types(sio.get_untrusted_types(file=path), options.trusted_types)
+        obj = sio.load(path, trusted=trusted)
+        if not self.can_save(obj):
+            raise UnsupportedModelError(
+                f"{str(path)!r} holds a {type(obj).__name__}, which has no predict method.",
+                hint="Register a fitted estimator or pipeline.",
+            )
+        shutil.copyfile(path, directory / _FILE)
+        return SavedModel(meta=_meta(obj, trusted))
+
+    def load(self, directory: Path, meta: dict[str, Any], options: LoadOptions) -> SklearnPredictor:
+        import skops.io as sio
+
+        estimator = sio.load(directory / meta.get("file", _FILE), trusted=meta["trusted_types"])
+        return SklearnPredictor(estimator)
+
+
+def _check_types(untrusted: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """Return the types to trust at load time, or refuse the model."""
+    refused = sorted(t for t in untrusted if not t.startswith("sklearn.") and t not in allowed)
+    if refused:
+        raise UnsafeModelError(
+            f"The model contains types that skops does not trust by default: {refused}. "
+            "Loading them could run code.",
+            hint="If you trust them, pass trusted_types=[...] to register() "
+            "(CLI: --trust-type NAME).",
+        )
+    return sorted(untrusted)
+
+
+def _load_pickle(path: Path, options: SaveOptions) -> object:
+    if not options.trust_pickle:
+        raise UnsafeModelError(
+            f"{str(path)!r} is a pickle file: loading it can execute arbitrary code, so "
+            "modelyard refuses it by default.",
+            hint="Save the model with skops instead, or pass trust_pickle=True "
+            "(CLI: --trust-pickle) if you trust its author; it is then stored as skops.",
+        )
+    if path.suffix == ".joblib":
+        import joblib
+
+        return joblib.load(path)
+    with open(path, "rb") as fh:
+        return pickle.load(fh)  # noqa: S301 - only with the user's explicit trust_pickle
+
+
+def _meta(obj: object, trusted: list[str]) -> dict[str, Any]:
+    classes = getattr(obj, "classes_", None)
+    names = getattr(obj, "feature_names_in_", None)
+    return {
+        "file": _FILE,
+        "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+        "trusted_types": trusted,
+        "has_proba": callable(getattr(obj, "predict_proba", None)),
+        "classes": np.asarray(classes).tolist() if classes is not None else None,
+        "feature_names": [str(n) for n in names] if names is not None else None,
+    }
