@@ -69,6 +69,10 @@ class SavedModel:
     signature: Signature | None = None
     """A signature the model itself declares (ONNX, an MLflow MLmodel), if any."""
 
+    format: str | None = None
+    """The format to record when an importer hands over to another runtime (an MLflow folder
+    holding a skops file is stored as ``sklearn``); ``None`` means the saving runtime's own."""
+
 
 @runtime_checkable
 class Predictor(Protocol):

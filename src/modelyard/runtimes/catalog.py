@@ -1,13 +1,15 @@
 """Finds runtimes through the ``modelyard.runtimes`` entry point group.
 
 A catalog is an ordinary object (no module-level registry): the Client builds one and passes it
-down; tests build one from explicit runtime classes.
+down; tests build one from explicit runtime instances. Entry point names are the format ids, so
+loading a registered version imports only its own runtime module.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from modelyard.errors import ConfigurationError, UnsupportedModelError
@@ -16,33 +18,47 @@ from modelyard.runtimes.base import Runtime
 __all__ = ["ENTRY_POINT_GROUP", "RuntimeCatalog"]
 
 ENTRY_POINT_GROUP = "modelyard.runtimes"
+log = logging.getLogger(__name__)
 
 
 class RuntimeCatalog:
     """The runtimes available to this process, highest priority first."""
 
     def __init__(self, runtimes: Iterable[Runtime] | None = None) -> None:
-        self._runtimes: list[Runtime] | None = (
-            sorted(runtimes, key=lambda r: -r.priority) if runtimes is not None else None
-        )
-
-    @property
-    def runtimes(self) -> list[Runtime]:
-        if self._runtimes is None:
-            found = []
-            for ep in entry_points(group=ENTRY_POINT_GROUP):
-                found.append(ep.load()())
-            self._runtimes = sorted(found, key=lambda r: -r.priority)
-        return self._runtimes
+        self._loaded: dict[str, Runtime] = {}
+        self._entry_points: dict[str, EntryPoint] = {}
+        if runtimes is not None:
+            self._loaded = {r.format: r for r in runtimes}
+        else:
+            self._entry_points = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        self._all: list[Runtime] | None = None
 
     @property
     def formats(self) -> list[str]:
-        return [r.format for r in self.runtimes]
+        return sorted(set(self._loaded) | set(self._entry_points))
+
+    @property
+    def runtimes(self) -> list[Runtime]:
+        if self._all is None:
+            for name in list(self._entry_points):
+                try:
+                    self._load(name)
+                except Exception as exc:  # a broken third-party plugin must not break the rest
+                    log.warning("Skipping model runtime %r: %s", name, exc)
+            self._all = sorted(self._loaded.values(), key=lambda r: -r.priority)
+        return self._all
+
+    def _load(self, name: str) -> Runtime:
+        if name not in self._loaded:
+            runtime: Runtime = self._entry_points[name].load()()
+            self._loaded[name] = runtime
+        return self._loaded[name]
 
     def for_format(self, fmt: str) -> Runtime:
-        for runtime in self.runtimes:
-            if runtime.format == fmt:
-                return runtime
+        if fmt in self._loaded:
+            return self._loaded[fmt]
+        if fmt in self._entry_points:
+            return self._load(fmt)
         raise ConfigurationError(
             f"No runtime for the model format {fmt!r} is installed; installed: {self.formats}.",
             hint="Install the package that provides it, e.g. pip install 'modelyard[all]'.",

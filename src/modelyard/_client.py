@@ -1,0 +1,319 @@
+"""The Client: one object for every registry operation, wiring store, artifacts and runtimes.
+
+Registration is ordered so that a crash at any point leaves nothing half-visible: the model is
+saved and checked in a temporary folder, its files go to the content-addressed artifact store
+(blobs nobody references yet are invisible), and only then one database transaction allocates
+the version number and inserts the version.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelyard.core.entities import AliasChange, Lineage, ModelVersion, RegisteredModel, Status
+from modelyard.core.fingerprint import fingerprint
+from modelyard.core.names import validate_alias, validate_model_name
+from modelyard.core.references import ModelRef
+from modelyard.core.signature import Signature, infer_schema
+from modelyard.core.tabular import as_columns, is_table
+from modelyard.errors import InvalidInputError, ModelyardError, PredictionError
+from modelyard.monitoring.profile import (
+    ReferenceProfile,
+    compute_profile,
+    read_profile,
+    read_reference_sample,
+    write_profile,
+)
+from modelyard.registry.artifacts import ArtifactStore
+from modelyard.registry.provenance import detect_code_version
+from modelyard.registry.sql import NewVersion, SqlRegistryStore
+from modelyard.runtimes.base import LoadOptions, SaveOptions
+from modelyard.runtimes.catalog import RuntimeCatalog
+from modelyard.runtimes.model import Model
+from modelyard.settings import Settings
+
+__all__ = ["Client"]
+
+_CHECK_ROWS = 100  # rows of the registration data predicted to check the saved model works
+
+
+class Client:
+    """Register, find, load, alias and retire models.
+
+    >>> import modelyard
+    >>> client = modelyard.Client()                                    # doctest: +SKIP
+    >>> mv = client.register(model, name="fraud", data=X_val)          # doctest: +SKIP
+    >>> client.set_alias("fraud", "production", mv.version)            # doctest: +SKIP
+    >>> client.load("models:/fraud@production").predict(X_val[:5])    # doctest: +SKIP
+    """
+
+    def __init__(self, settings: Settings | None = None, *,
+                 catalog: RuntimeCatalog | None = None) -> None:
+        self.settings = settings or Settings()
+        self.catalog = catalog or RuntimeCatalog()
+        self._store: SqlRegistryStore | None = None
+        self._artifacts: ArtifactStore | None = None
+
+    @property
+    def store(self) -> SqlRegistryStore:
+        if self._store is None:
+            self._store = SqlRegistryStore(
+                self.settings.resolved_database_url(),
+                busy_timeout_s=self.settings.registry.busy_timeout_s,
+            )
+        return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.settings.resolved_artifact_uri())
+        return self._artifacts
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- registration ----------------------------------------------------------------------
+    def register(
+        self,
+        model: Any,
+        name: str,
+        *,
+        data: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+        alias: str | None = None,
+        parent: int | None = None,
+        signature: Signature | None = None,
+        format: str | None = None,
+        trusted_types: Sequence[str] = (),
+        trust_pickle: bool = False,
+        artifacts: Mapping[str, str] | None = None,
+        code_paths: Sequence[str] = (),
+        code_dir: str | Path | None = None,
+    ) -> ModelVersion:
+        """Register ``model`` (an object, or a path to a saved model) as a new version of ``name``.
+
+        ``data`` (training or validation inputs) gives the signature, the data fingerprint and
+        the reference profile that monitoring compares live traffic against. The saved model is
+        loaded back and asked to predict on the first rows before anything is stored.
+
+        >>> mv = client.register(clf, name="iris", data=X, metrics={"acc": 0.97})  # doctest: +SKIP
+        """
+        validate_model_name(name)
+        if alias is not None:
+            validate_alias(alias)
+        metrics_clean = _metrics(metrics)
+        options = SaveOptions(
+            sample_input=data, trust_pickle=trust_pickle, trusted_types=tuple(trusted_types),
+            artifacts={str(k): str(v) for k, v in (artifacts or {}).items()},
+            code_paths=tuple(str(p) for p in code_paths),
+        )
+        with tempfile.TemporaryDirectory(prefix="modelyard-register-") as tmp:
+            model_dir = Path(tmp) / "model"
+            model_dir.mkdir()
+            if isinstance(model, str | Path):
+                path = Path(model).expanduser()
+                runtime = self.catalog.for_format(format) if format else self.catalog.for_path(path)
+                saved = runtime.save_path(path, model_dir, options)
+            else:
+                runtime = self.catalog.for_format(format) if format else self.catalog.for_object(
+                    model)
+                saved = runtime.save(model, model_dir, options)
+            fmt = saved.format or runtime.format
+            sig = signature or saved.signature
+            if data is not None:
+                sample_out = self._check_saved(fmt, model_dir, saved.meta, sig, data)
+                if signature is None:
+                    sig = Signature(infer_schema(data),
+                                    infer_schema(sample_out, "output") if sample_out is not None
+                                    else None)
+            profile_digest = None
+            data_fp = None
+            if data is not None:
+                data_fp = fingerprint(data)
+                profile_digest = self._store_profile(data, Path(tmp) / "profile")
+            digest, manifest = self.artifacts.put_tree(model_dir)
+            lineage = Lineage(
+                params=dict(params or {}), metrics=metrics_clean, data=data_fp,
+                code=detect_code_version(code_dir), parent_version=parent,
+            )
+            version = self.store.create_version(NewVersion(
+                name=name, format=fmt, artifact_digest=digest, size_bytes=manifest.size,
+                created_by=self.settings.actor(), lineage=lineage, signature=sig,
+                runtime_meta=saved.meta, profile_digest=profile_digest,
+                description=description, tags=dict(tags or {}),
+            ))
+        if alias is not None:
+            self.set_alias(name, alias, version.version, reason="set at registration")
+            version = self.store.get_version(name, version.version)
+        return version
+
+    def _check_saved(self, fmt: str, model_dir: Path, meta: dict[str, Any],
+                     signature: Signature | None, data: Any) -> Any:
+        """Load what was saved and predict on the first rows: a model that cannot do that is
+        refused before anything is stored. Returns the predictions (for the output schema)."""
+        head = _head(data, _CHECK_ROWS)
+        predictor = self.catalog.for_format(fmt).load(model_dir, meta, LoadOptions())
+        sig = signature or Signature(infer_schema(head))
+        try:
+            prepared = sig.validate_input(head)
+        except ModelyardError as exc:
+            raise InvalidInputError(
+                f"The data passed to register() does not match the model's own signature: "
+                f"{exc.message}", hint="Pass the model's input columns as data=.",
+            ) from exc
+        try:
+            return predictor.predict(prepared)
+        except Exception as exc:
+            raise PredictionError(
+                f"The model raised {type(exc).__name__} when predicting on the registration "
+                f"data, so it was not registered: {exc}",
+                hint="Check that data= holds the model's input features (no target column).",
+            ) from exc
+
+    def _store_profile(self, data: Any, directory: Path) -> str:
+        reg = self.settings.registry
+        profile, sample = compute_profile(
+            data, sample_rows=reg.profile_sample_rows, bins=reg.profile_bins,
+            top_categories=reg.profile_top_categories, seed=reg.profile_seed,
+        )
+        directory.mkdir()
+        write_profile(profile, sample, directory)
+        digest, _ = self.artifacts.put_tree(directory)
+        return digest
+
+    # -- lookup and loading ----------------------------------------------------------------
+    def resolve(self, ref: str | ModelRef, *, at: datetime | None = None) -> ModelVersion:
+        """The version a reference points to (``at``: what an alias pointed to back then)."""
+        return self.store.resolve(_ref(ref), at=at)
+
+    def load(self, ref: str | ModelRef) -> Model:
+        """Load a version, verifying every file's checksum first.
+
+        >>> model = client.load("models:/fraud@production")          # doctest: +SKIP
+        """
+        version = self.resolve(ref)
+        runtime = self.catalog.for_format(version.format)
+        files = tempfile.TemporaryDirectory(prefix="modelyard-model-")
+        try:
+            self.artifacts.fetch_tree(version.artifact_digest, files.name)
+            predictor = runtime.load(Path(files.name), version.runtime_meta, LoadOptions())
+        except BaseException:
+            files.cleanup()
+            raise
+        return Model(predictor, version, files=files)
+
+    def get_profile(self, ref: str | ModelRef) -> ReferenceProfile:
+        """The reference profile stored with a version."""
+        with self._profile_dir(ref) as directory:
+            return read_profile(Path(directory))
+
+    def get_reference_sample(self, ref: str | ModelRef) -> Any:
+        """The seeded sample of reference rows stored with a version, as a pyarrow Table."""
+        with self._profile_dir(ref) as directory:
+            return read_reference_sample(Path(directory))
+
+    def _profile_dir(self, ref: str | ModelRef) -> tempfile.TemporaryDirectory[str]:
+        version = self.resolve(ref)
+        if version.profile_digest is None:
+            raise InvalidInputError(
+                f"{version.uri} was registered without data, so it has no reference profile.",
+                hint="Register a new version with data=X_train or X_val.",
+            )
+        tmp = tempfile.TemporaryDirectory(prefix="modelyard-profile-")
+        self.artifacts.fetch_tree(version.profile_digest, tmp.name)
+        return tmp
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.store.get_model(name)
+
+    def list_models(self, *, include_archived: bool = False) -> list[RegisteredModel]:
+        return self.store.list_models(include_archived=include_archived)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.store.get_version(name, version)
+
+    def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        return self.store.list_versions(name, include_archived=include_archived)
+
+    # -- aliases -----------------------------------------------------------------------------
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> AliasChange:
+        """Point ``alias`` at ``version``; the move is recorded with who, when and why."""
+        return self.store.set_alias(name, alias, version, self.settings.actor(), reason)
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> AliasChange:
+        return self.store.delete_alias(name, alias, self.settings.actor(), reason)
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
+        return self.store.alias_history(name, alias)
+
+    def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasChange:
+        """Return ``alias`` to the version it pointed to before the current one."""
+        return self.store.rollback(name, alias, self.settings.actor(), reason)
+
+    # -- life cycle --------------------------------------------------------------------------
+    def archive_model(self, name: str, *, restore: bool = False) -> RegisteredModel:
+        status = Status.READY if restore else Status.ARCHIVED
+        return self.store.set_model_status(name, status, self.settings.actor())
+
+    def archive_version(self, name: str, version: int, *, restore: bool = False) -> ModelVersion:
+        status = Status.READY if restore else Status.ARCHIVED
+        result = self.store.set_version_status(name, version, status)
+        assert result is not None
+        return result
+
+    def delete_model(self, name: str) -> None:
+        """Delete a model; its name can be registered again, with version numbers continuing."""
+        self.store.set_model_status(name, Status.DELETED, self.settings.actor())
+
+    def delete_version(self, name: str, version: int) -> None:
+        """Delete one version (refused while an alias points to it); its number is not reused."""
+        self.store.set_version_status(name, version, Status.DELETED)
+
+    def update_model(self, name: str, *, description: str | None = None,
+                     tags: Mapping[str, str] | None = None) -> RegisteredModel:
+        return self.store.update_model(name, description=description,
+                                       tags=dict(tags) if tags is not None else None)
+
+    def update_version(self, name: str, version: int, *, description: str | None = None,
+                       tags: Mapping[str, str] | None = None) -> ModelVersion:
+        return self.store.update_version(name, version, description=description,
+                                         tags=dict(tags) if tags is not None else None)
+
+
+def _ref(ref: str | ModelRef) -> ModelRef:
+    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+
+
+def _metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"The metric {key!r} must be a number. Got {value!r} instead."
+            ) from None
+    return out
+
+
+def _head(data: Any, n: int) -> Any:
+    if is_table(data):
+        return {k: v[:n] for k, v in as_columns(data).items()}
+    return np.asarray(data)[:n]

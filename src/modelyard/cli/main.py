@@ -1,0 +1,74 @@
+"""The Typer app and the entry point that turns errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from modelyard.cli import alias, db, lifecycle, models, register
+from modelyard.cli.context import State
+from modelyard.cli.errors import INTERNAL, exit_code
+from modelyard.cli.render import err_console
+from modelyard.errors import ModelyardError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="modelyard",
+    help="Register, validate, serve and monitor ML models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(alias.app, name="alias")
+app.add_typer(db.app, name="db")
+app.command("register")(register.register)
+app.command("rollback")(lifecycle.rollback)
+app.command("archive")(lifecycle.archive)
+app.command("delete")(lifecycle.delete)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    from modelyard.settings import Settings
+
+    ctx.obj = State(settings=Settings(), debug=debug)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return (and, as a script, exit with) its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="modelyard", standalone_mode=True)
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else 1
+    except ModelyardError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[dim]Hint:[/] {exc.hint}", soft_wrap=True)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]Internal error:[/] {type(exc).__name__}: {exc}", soft_wrap=True
+        )
+        err_console.print("[dim]Hint:[/] Re-run with --debug for the traceback and report it.")
+        return INTERNAL
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
