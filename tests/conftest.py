@@ -15,7 +15,7 @@ def _isolate_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
         if key.startswith("MODELYARD_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("MODELYARD_HOME", str(tmp_path / "home"))
-    yield
+    return
 
 
 @pytest.fixture

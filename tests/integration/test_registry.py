@@ -35,7 +35,7 @@ def test_register_load_predict(client: Client, iris: Data, iris_model: LogisticR
     assert mv.lineage.params == {"C": 1.0}
     assert mv.lineage.data is not None
     assert mv.lineage.data.rows == len(X)
-    assert mv.lineage.data.schema == {c: "float64" for c in X.columns}
+    assert mv.lineage.data.schema == dict.fromkeys(X.columns, "float64")
     assert mv.signature is not None
     assert mv.signature.inputs.names == list(X.columns)
     assert mv.signature.outputs is not None
@@ -183,7 +183,8 @@ def test_bad_input_leaves_store_intact(client: Client, iris: Data,
     with pytest.raises(error, match=match):
         call(client)
     assert [v.version for v in client.list_versions("bad")] == [1]
-    np.testing.assert_array_equal(client.load("bad/1").predict(iris[0]), iris_model.predict(iris[0]))
+    X = iris[0]
+    np.testing.assert_array_equal(client.load("bad/1").predict(X), iris_model.predict(X))
 
 
 class _Exploding:

@@ -62,7 +62,9 @@ def show(
         if json:
             print_json(model.to_dict())
             return
-        console.print(f"[bold]{model.name}[/]  status={model.status}  latest={model.latest_version}")
+        console.print(
+            f"[bold]{model.name}[/]  status={model.status}  latest={model.latest_version}"
+        )
         if model.description:
             console.print(model.description)
         for alias_name, version in sorted(model.aliases.items()):
@@ -70,11 +72,11 @@ def show(
         if model.tags:
             console.print("  tags: " + ", ".join(f"{k}={v}" for k, v in model.tags.items()))
         return
-    version = client.resolve(parsed)
+    found = client.resolve(parsed)
     if json:
-        print_json(version.to_dict())
+        print_json(found.to_dict())
         return
-    _print_version(version)
+    _print_version(found)
 
 
 def _print_version(v: ModelVersion) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from modelyard.core.tabular import Columns, as_columns, dtype_name, is_table
+from modelyard.core.tabular import Columns, as_columns, dtype_name, is_missing, is_table
 from modelyard.errors import SignatureError
 
 __all__ = ["ColumnSpec", "Schema", "Signature", "TensorSpec", "infer_schema"]
@@ -192,14 +192,11 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def _missing_mask(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "f":
-        return np.isnan(arr)
+        return np.asarray(np.isnan(arr))
     if arr.dtype.kind == "O":
-        return np.frompyfunc(_is_missing, 1, 1)(arr).astype(bool)
+        return np.asarray(np.frompyfunc(is_missing, 1, 1)(arr), dtype=bool)
     return np.zeros(arr.shape, dtype=bool)
 
-
-def _is_missing(v: object) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
 
 
 def _conform(arr: np.ndarray, want: str, nullable: bool, name: str, what: str) -> np.ndarray:
@@ -248,7 +245,7 @@ def _objects_to_numbers(arr: np.ndarray, target: np.dtype[Any], name: str, what:
         )
     try:
         if target.kind == "f":
-            return np.array([np.nan if v is None else v for v in arr.ravel()],
+            return np.array([np.nan if is_missing(v) else v for v in arr.ravel()],
                             dtype=np.float64).reshape(arr.shape)
         return np.asarray(arr.tolist())
     except (TypeError, ValueError) as exc:

@@ -7,6 +7,7 @@ typing so that the core stays free of heavy imports.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from modelyard.errors import InvalidInputError
 
-__all__ = ["Columns", "as_columns", "dtype_name", "is_table", "n_rows"]
+__all__ = ["Columns", "as_columns", "dtype_name", "is_missing", "is_table", "n_rows"]
 
 Columns = dict[str, np.ndarray]
 """Named one-dimensional columns of equal length, in order."""
@@ -82,6 +83,18 @@ def dtype_name(arr: np.ndarray) -> str:
     if kind == "M":
         return "datetime64[ns]"
     return arr.dtype.name
+
+
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas.NA and pandas.NaT, without pandas
+
+
+def is_missing(v: object) -> bool:
+    """True for None, NaN, NaT and pandas.NA: the values every column treats as missing."""
+    if v is None or type(v).__name__ in _MISSING_TYPES:
+        return True
+    if isinstance(v, float | np.floating):
+        return math.isnan(v)
+    return isinstance(v, np.datetime64 | np.timedelta64) and bool(np.isnat(v))
 
 
 def _is_dataframe(data: object) -> bool:

@@ -38,7 +38,8 @@ def check_runtime(
     ``model.predict_proba(sample)`` when the model has it. Returns the loaded predictor.
     Raises AssertionError naming the broken rule.
     """
-    assert isinstance(runtime.format, str) and runtime.format, "format must be a non-empty str"
+    assert isinstance(runtime.format, str), "format must be a str"
+    assert runtime.format, "format must not be empty"
     assert isinstance(runtime.priority, int), "priority must be an int"
     assert runtime.can_save(model), f"{runtime.format}.can_save() rejects its own model"
     if catalog is not None:

@@ -60,4 +60,4 @@ def test_one_changed_byte_fails_the_integrity_check(tmp_path: Path) -> None:
 def test_no_temporary_files_left_behind(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "art"))
     store.put_bytes(b"x")
-    assert not [p for p in (tmp_path / "art").rglob(".tmp-*")]
+    assert not list((tmp_path / "art").rglob(".tmp-*"))

@@ -114,10 +114,7 @@ class ArtifactStore:
         """Read a blob and verify it; raise IntegrityError if its bytes changed."""
         path = self._blob_path(digest)
         try:
-            if self._local is not None:
-                data = Path(path).read_bytes()
-            else:
-                data = self._fs.cat_file(path)
+            data = Path(path).read_bytes() if self._local is not None else self._fs.cat_file(path)
         except FileNotFoundError:
             raise NotFoundError(
                 f"Artifact blob {digest[:12]} is missing from {self.uri}.",

@@ -117,13 +117,12 @@ def ensure_schema(engine: Engine, *, auto_create: bool = True) -> None:
     try:
         with engine.connect() as conn:
             rev = current_revision(conn)
-            has_tables = bool(inspect(conn).get_table_names())
     except (OperationalError, SAInterfaceError) as exc:
         raise connect_error(engine, exc) from exc
     if rev == HEAD_REVISION:
         return
-    if rev is None and not has_tables and auto_create:
-        upgrade(engine)
+    if rev is None and auto_create:
+        _migrate(engine, "head", only_if_empty=True)
         return
     raise ConfigurationError(
         f"The registry database is at schema revision {rev!r}, but this modelyard needs "
@@ -134,6 +133,10 @@ def ensure_schema(engine: Engine, *, auto_create: bool = True) -> None:
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Run Alembic migrations up to ``revision``; safe when several processes race to do it."""
+    return _migrate(engine, revision, only_if_empty=False)
+
+
+def _migrate(engine: Engine, revision: str, *, only_if_empty: bool) -> str | None:
     from alembic import command
     from alembic.config import Config
 
@@ -142,6 +145,16 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     with _migration_lock(engine), write_connection(engine) as conn:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305142)")
+        # Re-read under the lock: another process may have created the schema meanwhile.
+        rev = current_revision(conn)
+        if only_if_empty and rev == HEAD_REVISION:
+            return rev
+        if only_if_empty and rev is None and inspect(conn).get_table_names():
+            raise ConfigurationError(
+                f"The database at {mask_url(str(engine.url))} already holds tables but no "
+                "modelyard schema, so modelyard will not write into it.",
+                hint="Point MODELYARD_DATABASE_URL at an empty database of its own.",
+            )
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         return current_revision(conn)

@@ -26,7 +26,12 @@ from modelyard.core.names import validate_alias, validate_model_name
 from modelyard.core.references import ModelRef
 from modelyard.core.signature import Signature
 from modelyard.errors import ConflictError, NotFoundError
-from modelyard.registry.sql.engine import connect_error, ensure_schema, make_engine, write_connection
+from modelyard.registry.sql.engine import (
+    connect_error,
+    ensure_schema,
+    make_engine,
+    write_connection,
+)
 from modelyard.registry.sql.schema import (
     alias_events,
     aliases,
@@ -396,7 +401,7 @@ class SqlRegistryStore:
                                 reason or f"rollback from version {current}", name=name)
 
     def _previous_target(self, conn: Connection, model_id: int, current: int,
-                         events: Iterable[Row[Any]]) -> int | None:
+                         events: Iterable[Row[Any, Any]]) -> int | None:
         # Walk the history backwards: the first earlier target that differs from the current
         # version and can still be served is where a rollback goes.
         ready = {
