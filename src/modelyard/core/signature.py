@@ -111,7 +111,7 @@ class Schema:
                 parts.append(f"unknown column(s) {unknown}")
             raise SignatureError(
                 f"The input does not match the model's columns: {' and '.join(parts)}. "
-                f"Expected exactly {expected}."
+                f"Expected exactly {_preview(expected)}."
             )
         return {spec.name: _conform(cols[spec.name], spec.dtype, spec.nullable, spec.name,
                                     "column") for spec in self.columns}
@@ -184,6 +184,13 @@ def infer_schema(data: Any, name: str = "input") -> Schema:
     arr = np.asarray(data)
     shape = (-1, *arr.shape[1:]) if arr.ndim >= 1 else ()
     return Schema("tensors", tensors=(TensorSpec(name, dtype_name(arr), shape),))
+
+
+def _preview(names: list[str], limit: int = 8) -> str:
+    """A list short enough for one error line: the first names and how many in all."""
+    if len(names) <= limit:
+        return str(names)
+    return f"{str(names[:limit])[:-1]}, ... ({len(names)} columns)]"
 
 
 def _shape(shape: tuple[int, ...]) -> str:
