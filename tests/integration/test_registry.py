@@ -233,3 +233,25 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(StoreUnavailableError, match="Cannot reach the registry database"):
         Client(settings).list_models()
+
+
+def test_sklearn_models_load_without_importing_torch(tmp_path: Path) -> None:
+    """skops' type listing would import torch (1.4 s, 180 MB) in every serving process."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from modelyard import Client
+from modelyard.settings import Settings
+X, y = load_iris(return_X_y=True, as_frame=True)
+with Client(Settings(home={str(tmp_path)!r})) as c:
+    c.register(LogisticRegression(max_iter=300).fit(X, y), "t", data=X)
+    c.load("t/1").predict(X)
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,16 +72,14 @@ class SklearnRuntime:
         return path.is_file() and path.suffix in (".skops", *_PICKLE_SUFFIXES)
 
     def save(self, obj: object, directory: Path, options: SaveOptions) -> SavedModel:
-        import skops.io as sio
-
+        sio = _skops_io()
         target = directory / _FILE
         sio.dump(obj, target)
         trusted = _check_types(sio.get_untrusted_types(file=target), options.trusted_types)
         return SavedModel(meta=_meta(obj, trusted))
 
     def save_path(self, path: Path, directory: Path, options: SaveOptions) -> SavedModel:
-        import skops.io as sio
-
+        sio = _skops_io()
         if path.suffix in _PICKLE_SUFFIXES:
             return self.save(_load_pickle(path, options), directory, options)
         trusted = _check_types(sio.get_untrusted_types(file=path), options.trusted_types)
@@ -94,10 +93,33 @@ class SklearnRuntime:
         return SavedModel(meta=_meta(obj, trusted))
 
     def load(self, directory: Path, meta: dict[str, Any], options: LoadOptions) -> SklearnPredictor:
-        import skops.io as sio
-
+        sio = _skops_io()
         estimator = sio.load(directory / meta.get("file", _FILE), trusted=meta["trusted_types"])
         return SklearnPredictor(estimator)
+
+
+# When skops is imported it lists scikit-learn's estimators, and the package walk behind that
+# imports sklearn's array-API shims for torch, cupy and dask, which import those frameworks
+# when installed: about 1.4 s and 180 MB for torch alone, paid by every process that loads a
+# scikit-learn model. The shims are not estimators, so we hide them during that one import.
+_ARRAY_API_SHIMS = tuple(
+    f"sklearn.externals.array_api_compat.{name}" for name in ("torch", "cupy", "dask")
+)
+
+
+def _skops_io() -> Any:
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    hidden = [m for m in _ARRAY_API_SHIMS if m not in sys.modules]
+    for module in hidden:
+        sys.modules[module] = None  # type: ignore[assignment]  # makes the import fail fast
+    try:
+        import skops.io
+    finally:
+        for module in hidden:
+            if sys.modules.get(module, 0) is None:
+                del sys.modules[module]
+    return skops.io
 
 
 def _check_types(untrusted: list[str], allowed: tuple[str, ...]) -> list[str]:
