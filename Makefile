@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: install demo test lint bench bench-registry clean
+.PHONY: install demo test lint bench bench-registry bench-serving clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check src tests bench demo
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -31,10 +31,14 @@ lint: install
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 
-bench: bench-registry
+bench: bench-registry bench-serving
 
 bench-registry: install
-	$(BIN)/python bench/registry/run.py
+	$(BIN)/python bench/registry/run.py $(BENCH_ARGS)
+
+bench-serving: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/serving/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

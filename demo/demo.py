@@ -53,7 +53,8 @@ def main() -> None:
 
     def metrics(model: object) -> dict[str, float]:
         proba = model.predict_proba(X_val)[:, 1]  # type: ignore[attr-defined]
-        return {"accuracy": accuracy_score(y_val, proba > 0.5), "roc_auc": roc_auc_score(y_val, proba)}
+        return {"accuracy": accuracy_score(y_val, proba > 0.5),
+                "roc_auc": roc_auc_score(y_val, proba)}
 
     console.print(f"breast_cancer: {len(X_train)} training rows, {len(X_val)} validation rows, "
                   f"{X_train.shape[1]} features")

@@ -51,6 +51,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,14 +64,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-# Before numpy, scikit-learn or MLflow are imported: one thread each, no telemetry.
-BENCH_ENV = {"OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-os.environ.update(BENCH_ENV)
-
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-from rich.progress import (  # noqa: E402
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
@@ -78,7 +74,12 @@ from rich.progress import (  # noqa: E402
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table  # noqa: E402
+from rich.table import Table
+from rich.text import Text
+
+# Set in main() before numpy, scikit-learn or MLflow are first imported (every heavy import
+# below is inside a function), and passed on to every subprocess.
+BENCH_ENV = {"OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "registry.json"
@@ -86,7 +87,8 @@ PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 RESOLVE_TARGET_US = 1000.0
 LOAD_TARGET_RATIO = 1.0
 
-console = Console()
+# Piped output (make, CI logs) would be cut to 80 columns and truncate the table.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -127,16 +129,15 @@ class Result:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": self.ratio, "target": self.target,
-                "passed": self.passed}
+        return {**asdict(self), "ratio": self.ratio, "target": self.target, "passed": self.passed}
 
 
 def _median_ns(samples: list[int]) -> float:
-    return float(np.median(samples))
+    return float(statistics.median(samples))
 
 
 def _p99_ns(samples: list[int]) -> float:
-    return float(np.percentile(samples, 99))
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
 # -- 1. registry: register and resolve ---------------------------------------------------------
@@ -169,8 +170,9 @@ def postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bench_registry(backend: str, database_url: str | None, home: Path, *, versions: int,
-                   resolves: int) -> list[Result]:
+def bench_registry(
+    backend: str, database_url: str | None, home: Path, *, versions: int, resolves: int
+) -> list[Result]:
     """Register ``versions`` versions, then resolve the alias ``resolves`` times."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -185,17 +187,23 @@ def bench_registry(backend: str, database_url: str | None, home: Path, *, versio
         client.register(model, "warmup", data=X)  # imports runtimes, creates the schema
         times: list[int] = []
         with Progress(
-            TextColumn(f"[bold]{backend}[/] register"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=True,
+            TextColumn(f"[bold]{backend}[/] register"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         ) as progress:
             task = progress.add_task("register", total=versions, rate="")
-            for _ in range(versions):
+            total_ns = 0
+            for done in range(1, versions + 1):
                 start = time.perf_counter_ns()
                 client.register(model, "iris", data=X)
                 times.append(time.perf_counter_ns() - start)
-                progress.update(task, advance=1,
-                                rate=f"{len(times) / (sum(times) / 1e9):.0f}/s")
+                total_ns += times[-1]
+                progress.update(task, advance=1, rate=f"{done / (total_ns / 1e9):.0f}/s")
         last = client.get_model("iris").latest_version
         if last != versions:
             raise RuntimeError(f"{backend}: expected {versions} versions, found {last}")
@@ -210,14 +218,20 @@ def bench_registry(backend: str, database_url: str | None, home: Path, *, versio
             resolve_times.append(time.perf_counter_ns() - start)
         if mv.version != versions:
             raise RuntimeError(f"{backend}: {ref} resolved to version {mv.version}")
-    console.print(f"{backend}: {versions} registrations in {sum(times) / 1e9:.1f} s, "
-                  f"{resolves} resolutions in {sum(resolve_times) / 1e9:.1f} s")
+    console.print(
+        f"{backend}: {versions} registrations in {sum(times) / 1e9:.1f} s, "
+        f"{resolves} resolutions in {sum(resolve_times) / 1e9:.1f} s"
+    )
     return [
         Result(f"{backend} register throughput", versions / (sum(times) / 1e9), "reg/s"),
         Result(f"{backend} register p50", _median_ns(times) / 1e6, "ms"),
         Result(f"{backend} register p99", _p99_ns(times) / 1e6, "ms"),
-        Result(f"{backend} resolve alias median", _median_ns(resolve_times) / 1e3, "µs",
-               max_value=RESOLVE_TARGET_US),
+        Result(
+            f"{backend} resolve alias median",
+            _median_ns(resolve_times) / 1e3,
+            "µs",
+            max_value=RESOLVE_TARGET_US,
+        ),
         Result(f"{backend} resolve alias p99", _p99_ns(resolve_times) / 1e3, "µs"),
     ]
 
@@ -242,15 +256,22 @@ print(time.perf_counter_ns() - start)
 
 def _cold_load_ns(code: str, env: dict[str, str]) -> int:
     """Run ``code`` in a fresh interpreter; it prints the nanoseconds it measured."""
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"cold load failed ({proc.returncode}):\n{proc.stderr}")
     return int(proc.stdout.strip().splitlines()[-1])
 
 
-def _interleaved(first: Callable[[], int], second: Callable[[], int],
-                 runs: int) -> tuple[list[int], list[int]]:
+def _interleaved(
+    first: Callable[[], int], second: Callable[[], int], runs: int
+) -> tuple[list[int], list[int]]:
     """Time both ``runs`` times, alternating which goes first in each round."""
     a: list[int] = []
     b: list[int] = []
@@ -269,6 +290,7 @@ def _timed(fn: Callable[[], object]) -> Callable[[], int]:
         start = time.perf_counter_ns()
         fn()
         return time.perf_counter_ns() - start
+
     return run
 
 
@@ -289,6 +311,7 @@ def _models() -> dict[str, tuple[Any, Any]]:
 def bench_loading(work: Path, *, warm_runs: int, cold_runs: int) -> list[Result]:
     import mlflow.pyfunc
     import mlflow.sklearn
+    import numpy as np
     import skops.io as sio
 
     from modelyard import Client
@@ -304,20 +327,29 @@ def bench_loading(work: Path, *, warm_runs: int, cold_runs: int) -> list[Result]
             ref = f"models:/{name}/1"
             path = str(work / "mlflow" / name)
             trusted = sio.get_untrusted_types(data=sio.dumps(model))
-            mlflow.sklearn.save_model(model, path, serialization_format="skops",
-                                      skops_trusted_types=trusted, pip_requirements=[])
+            mlflow.sklearn.save_model(
+                model,
+                path,
+                serialization_format="skops",
+                skops_trusted_types=trusted,
+                pip_requirements=[],
+            )
 
             # Both copies must predict exactly what the original predicts.
-            for tool, loaded in (("modelyard", client.load(ref)),
-                                 ("mlflow", mlflow.pyfunc.load_model(path))):
+            for tool, loaded in (
+                ("modelyard", client.load(ref)),
+                ("mlflow", mlflow.pyfunc.load_model(path)),
+            ):
                 got = np.asarray(loaded.predict(X))
                 if not np.array_equal(got, expected):
                     raise RuntimeError(f"{tool} copy of {name} predicts differently")
 
             console.print(f"load {name}: warm x{warm_runs}, cold x{cold_runs} ...")
-            ours, theirs = _interleaved(_timed(partial(client.load, ref)),
-                                        _timed(partial(mlflow.pyfunc.load_model, path)),
-                                        warm_runs + 1)
+            ours, theirs = _interleaved(
+                _timed(partial(client.load, ref)),
+                _timed(partial(mlflow.pyfunc.load_model, path)),
+                warm_runs + 1,
+            )
             warm = (_median_ns(ours[1:]) / 1e6, _median_ns(theirs[1:]) / 1e6)
 
             ours, theirs = _interleaved(
@@ -327,10 +359,20 @@ def bench_loading(work: Path, *, warm_runs: int, cold_runs: int) -> list[Result]
             )
             cold = (_median_ns(ours) / 1e6, _median_ns(theirs) / 1e6)
             results += [
-                Result(f"load {name} warm median", warm[0], "ms", peer=warm[1],
-                       max_ratio=LOAD_TARGET_RATIO),
-                Result(f"load {name} cold median", cold[0], "ms", peer=cold[1],
-                       max_ratio=LOAD_TARGET_RATIO),
+                Result(
+                    f"load {name} warm median",
+                    warm[0],
+                    "ms",
+                    peer=warm[1],
+                    max_ratio=LOAD_TARGET_RATIO,
+                ),
+                Result(
+                    f"load {name} cold median",
+                    cold[0],
+                    "ms",
+                    peer=cold[1],
+                    max_ratio=LOAD_TARGET_RATIO,
+                ),
             ]
     return results
 
@@ -344,16 +386,23 @@ def _fmt(value: float | None) -> str:
 
 def render(results: list[Result]) -> Table:
     table = Table(title="modelyard registry benchmark (medians unless stated)")
-    for column in ("metric", "modelyard", "MLflow", "ratio", "target", "result"):
-        table.add_column(column, justify="left" if column == "metric" else "right",
-                         no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    for column in ("modelyard", "MLflow", "ratio", "target", "result"):
+        table.add_column(column, justify="right")  # wraps only a long "skipped: ..." reason
     for r in results:
         if r.value is None:
-            table.add_row(r.metric, f"[yellow]{escape(r.note)}", "", "", "", "[yellow]skipped")
+            table.add_row(
+                r.metric,
+                Text(r.note, style="yellow", justify="left"),
+                "",
+                "",
+                "",
+                "[yellow]skipped",
+            )
             continue
         verdict = {True: "[green]pass", False: "[red]FAIL", None: ""}[r.passed]
         peer = f"{_fmt(r.peer)} {r.unit}" if r.peer is not None else ""
-        ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+        ratio = f"{r.ratio:.3f}" if r.ratio is not None else ""
         table.add_row(r.metric, f"{_fmt(r.value)} {r.unit}", peer, ratio, r.target, verdict)
     return table
 
@@ -366,10 +415,14 @@ def write_json(results: list[Result], args: argparse.Namespace, seconds: float) 
         "benchmark": "registry",
         "finished_at": datetime.now(UTC).isoformat(),
         "seconds": round(seconds, 1),
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
-        "versions": {p: version(p) for p in ("modelyard", "mlflow", "scikit-learn", "skops",
-                                             "sqlalchemy")},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "versions": {
+            p: version(p) for p in ("modelyard", "mlflow", "scikit-learn", "skops", "sqlalchemy")
+        },
         "parameters": vars(args),
         "results": [r.to_json() for r in results],
     }
@@ -383,18 +436,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm-runs", type=int, default=20, help="timed warm loads per tool")
     parser.add_argument("--cold-runs", type=int, default=5, help="cold loads per tool")
     args = parser.parse_args(argv)
+    os.environ.update(BENCH_ENV)
 
     started = time.perf_counter_ns()
     results: list[Result] = []
     failed_hard = False
     with tempfile.TemporaryDirectory(prefix="modelyard-bench-") as tmp:
         work = Path(tmp)
-        results += bench_registry("sqlite", None, work / "sqlite", versions=args.versions,
-                                  resolves=args.resolves)
+        results += bench_registry(
+            "sqlite", None, work / "sqlite", versions=args.versions, resolves=args.resolves
+        )
         try:
             with postgres_database() as url:
-                results += bench_registry("postgresql", url, work / "postgresql",
-                                          versions=args.versions, resolves=args.resolves)
+                results += bench_registry(
+                    "postgresql",
+                    url,
+                    work / "postgresql",
+                    versions=args.versions,
+                    resolves=args.resolves,
+                )
         except Unavailable as exc:
             results.append(Result("postgresql", None, "", note=f"skipped: {exc}"))
             if os.environ.get("CI") == "true":

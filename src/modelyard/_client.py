@@ -138,6 +138,7 @@ class Client:
             fmt = saved.format or runtime.format
             sig = signature or saved.signature
             if data is not None:
+                _check_data_columns(saved.meta.get("feature_names"), data)
                 sample_out = self._check_saved(fmt, model_dir, saved.meta, sig, data)
                 if signature is None:
                     sig = Signature(infer_schema(data),
@@ -311,6 +312,23 @@ def _metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
                 f"The metric {key!r} must be a number. Got {value!r} instead."
             ) from None
     return out
+
+
+def _check_data_columns(feature_names: list[str] | None, data: Any) -> None:
+    """Refuse data with columns the model does not use (typically the label): they would
+    become required inputs of every later prediction."""
+    if not feature_names or not is_table(data):
+        return
+    columns = list(as_columns(data))
+    if not set(feature_names) <= set(columns):
+        return  # generated names (Column_0...): nothing to compare
+    extra = [c for c in columns if c not in set(feature_names)]
+    if extra:
+        raise InvalidInputError(
+            f"data= has column(s) {extra} that the model was not trained on; they would "
+            "become required inputs of every prediction.",
+            hint="Pass only the model's input features (drop the label column; CLI: --target).",
+        )
 
 
 def _head(data: Any, n: int) -> Any:

@@ -15,7 +15,9 @@ codes are mapped at the edges (``cli``, ``serving.http``), never here.
     ├── UnsupportedModelError       an object or file no runtime can save or load
     ├── UnsafeModelError            a format that could run code on load, without trust
     ├── IntegrityError              an artifact whose bytes changed since it was stored
-    └── PredictionError             the model itself raised while predicting
+    ├── PredictionError             the model itself raised while predicting
+    └── UnavailableError            a model still loading, or a server over its limits
+        └── OverloadedError         a full request queue: retry later
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ __all__ = [
     "InvalidInputError",
     "ModelyardError",
     "NotFoundError",
+    "OverloadedError",
     "PredictionError",
     "SignatureError",
     "StoreUnavailableError",
+    "UnavailableError",
     "UnsafeModelError",
     "UnsupportedModelError",
 ]
@@ -99,3 +103,11 @@ class IntegrityError(ModelyardError):
 
 class PredictionError(ModelyardError):
     """The model's own predict raised; the original exception is chained as ``__cause__``."""
+
+
+class UnavailableError(ModelyardError):
+    """A model that is still loading or failed to load; the server answers 503."""
+
+
+class OverloadedError(UnavailableError):
+    """A model's request queue is full; the server answers 503 with Retry-After."""

@@ -14,7 +14,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RegistrySettings", "Settings"]
+__all__ = [
+    "BatchingSettings",
+    "DeploymentSettings",
+    "RegistrySettings",
+    "ServingSettings",
+    "Settings",
+]
 
 
 class RegistrySettings(BaseModel):
@@ -34,6 +40,74 @@ class RegistrySettings(BaseModel):
 
     busy_timeout_s: float = Field(default=60.0, gt=0)
     """How long a writer waits for the SQLite write lock before giving up."""
+
+
+class BatchingSettings(BaseModel):
+    """Adaptive batching of concurrent requests to one model."""
+
+    max_batch_size: int = Field(default=64, ge=1)
+    """Most rows merged into one predict call; a larger request runs alone."""
+
+    max_batch_delay_ms: float = Field(default=2.0, ge=0)
+    """Longest a request waits for others to join its batch."""
+
+
+class DeploymentSettings(BaseModel):
+    """One model a server serves, with its own limits."""
+
+    model: str
+    """Reference to serve: ``models:/NAME@ALIAS`` (followed as it moves), ``models:/NAME/3``."""
+
+    name: str | None = None
+    """Name clients use; default: the registered model's name."""
+
+    batching: BatchingSettings | None = None
+    """Per-model batching; default: the server's."""
+
+    replicas: int = Field(default=1, ge=1)
+    """Runtime replicas (threads) predicting batches of this model concurrently."""
+
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Per-request timeout for this model; default: the server's."""
+
+
+class ServingSettings(BaseModel):
+    """The inference server."""
+
+    deployments: list[DeploymentSettings] = Field(default_factory=list)
+    """The models to serve (the CLI fills this from its arguments or a YAML file)."""
+
+    null_route: bool = False
+    """Expose POST /v2/null, a fixed answer on the same HTTP stack (the benchmark ceiling)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback by default, set 0.0.0.0 to serve the network."""
+
+    port: int = Field(default=8080, ge=0, le=65535)
+    """REST port."""
+
+    grpc_port: int | None = Field(default=8081, ge=0, le=65535)
+    """gRPC port; None disables gRPC."""
+
+    workers: int = Field(default=1, ge=1)
+    """Server processes (each loads its own copy of the models)."""
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413."""
+
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    """A request not answered in this time gets 504."""
+
+    max_queue: int = Field(default=1024, ge=1)
+    """Requests waiting per model before new ones get 503 with Retry-After."""
+
+    alias_poll_s: float = Field(default=2.0, gt=0)
+    """How often the server checks whether the aliases it serves have moved."""
+
+    memory_budget_mb: int = Field(default=2048, ge=1)
+    """Explicit versions loaded on demand are evicted least-recently-used past this budget."""
+
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
 
 
 class Settings(BaseSettings):
@@ -65,6 +139,8 @@ class Settings(BaseSettings):
     """Who is recorded as the actor of registrations and alias moves; default: the OS user."""
 
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     def resolved_database_url(self) -> str:
         """The database URL to use, with the embedded SQLite default filled in."""

@@ -255,3 +255,17 @@ print("torch" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_artifacts_on_an_fsspec_uri(tmp_path: Path, iris: Data,
+                                    iris_model: LogisticRegression) -> None:
+    import uuid
+
+    from modelyard.settings import Settings
+
+    settings = Settings(home=tmp_path, artifact_uri=f"memory://yard-{uuid.uuid4().hex}")
+    with Client(settings) as client:
+        client.register(iris_model, "mem", data=iris[0], alias="production")
+        model = client.load("mem@production")
+        np.testing.assert_array_equal(model.predict(iris[0]), iris_model.predict(iris[0]))
+        assert client.get_profile("mem@production").rows == len(iris[0])

@@ -28,6 +28,11 @@ class State:
             self._client = Client(self.settings)
         return self._client
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
 
 def client_of(ctx: typer.Context) -> Client:
     state: State = ctx.obj

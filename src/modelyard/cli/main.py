@@ -6,8 +6,9 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from rich.markup import escape
 
-from modelyard.cli import alias, db, lifecycle, models, register
+from modelyard.cli import alias, db, lifecycle, models, register, serve
 from modelyard.cli.context import State
 from modelyard.cli.errors import INTERNAL, exit_code
 from modelyard.cli.render import err_console
@@ -29,6 +30,7 @@ app.command("register")(register.register)
 app.command("rollback")(lifecycle.rollback)
 app.command("archive")(lifecycle.archive)
 app.command("delete")(lifecycle.delete)
+app.command("serve")(serve.serve)
 
 
 @app.callback()
@@ -38,7 +40,10 @@ def _root(
 ) -> None:
     from modelyard.settings import Settings
 
-    ctx.obj = State(settings=Settings(), debug=debug)
+    state = State(settings=Settings(), debug=debug)
+    ctx.obj = state
+    # Runs on success and on errors: closes the pooled database connections the client opened.
+    ctx.call_on_close(state.close)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,9 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelyardError as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]Error:[/] {exc.message}", soft_wrap=True)
+        # Messages quote user text (paths, reasons, model errors): never read it as markup.
+        err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]Hint:[/] {exc.hint}", soft_wrap=True)
+            err_console.print(f"[dim]Hint:[/] {escape(exc.hint)}", soft_wrap=True)
         return exit_code(exc)
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
@@ -63,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         err_console.print(
-            f"[bold red]Internal error:[/] {type(exc).__name__}: {exc}", soft_wrap=True
+            f"[bold red]Internal error:[/] {type(exc).__name__}: {escape(str(exc))}",
+            soft_wrap=True,
         )
         err_console.print("[dim]Hint:[/] Re-run with --debug for the traceback and report it.")
         return INTERNAL

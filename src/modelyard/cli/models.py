@@ -66,11 +66,12 @@ def show(
             f"[bold]{model.name}[/]  status={model.status}  latest={model.latest_version}"
         )
         if model.description:
-            console.print(model.description)
+            console.print(model.description, markup=False)
         for alias_name, version in sorted(model.aliases.items()):
             console.print(f"  @{alias_name} -> version {version}")
         if model.tags:
-            console.print("  tags: " + ", ".join(f"{k}={v}" for k, v in model.tags.items()))
+            console.print("  tags: " + ", ".join(f"{k}={v}" for k, v in model.tags.items()),
+                          markup=False)
         return
     found = client.resolve(parsed)
     if json:
@@ -83,14 +84,17 @@ def _print_version(v: ModelVersion) -> None:
     console.print(f"[bold]{v.uri}[/]  format={v.format}  status={v.status}"
                   + (f"  aliases={','.join(v.aliases)}" if v.aliases else ""))
     console.print(f"  registered {when(v.created_at)} by {v.created_by}; "
-                  f"{v.size_bytes:,} bytes; artifact sha256:{v.artifact_digest[:16]}")
+                  f"{v.size_bytes:,} bytes; artifact sha256:{v.artifact_digest[:16]}",
+                  markup=False)
     lin = v.lineage
     if lin.parent_version is not None:
         console.print(f"  parent: version {lin.parent_version}")
     if lin.metrics:
-        console.print("  metrics: " + ", ".join(f"{k}={val:.4g}" for k, val in lin.metrics.items()))
+        console.print("  metrics: " + ", ".join(f"{k}={val:.4g}" for k, val in lin.metrics.items()),
+                      markup=False)
     if lin.params:
-        console.print("  params: " + ", ".join(f"{k}={val}" for k, val in lin.params.items()))
+        console.print("  params: " + ", ".join(f"{k}={val}" for k, val in lin.params.items()),
+                      markup=False)
     if lin.data:
         console.print(f"  data: {lin.data.rows:,} rows, {len(lin.data.schema)} columns, "
                       f"sha256:{lin.data.sha256[:16]}")
@@ -99,7 +103,7 @@ def _print_version(v: ModelVersion) -> None:
     if v.signature:
         names = v.signature.inputs.names
         shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-        console.print(f"  inputs ({v.signature.inputs.kind}): {shown}")
+        console.print(f"  inputs ({v.signature.inputs.kind}): {shown}", markup=False)
 
 
 @app.command("versions")

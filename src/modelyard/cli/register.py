@@ -59,4 +59,4 @@ def register(
         print_json(version.to_dict())
         return
     aliases = f" (@{', @'.join(version.aliases)})" if version.aliases else ""
-    console.print(f"Registered {version.uri}{aliases} [{version.format}]")
+    console.print(f"Registered {version.uri}{aliases} [{version.format}]", markup=False)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["console", "err_console", "print_json", "print_table", "when"]
 
@@ -25,7 +26,8 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Text, not str: cells hold user text (reasons, tags) that must not parse as markup.
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
 
 

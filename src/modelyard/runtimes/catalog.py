@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from modelyard.errors import ConfigurationError, UnsupportedModelError
+from modelyard.errors import ConfigurationError, NotFoundError, UnsupportedModelError
 from modelyard.runtimes.base import Runtime
 
 __all__ = ["ENTRY_POINT_GROUP", "RuntimeCatalog"]
@@ -78,7 +78,7 @@ class RuntimeCatalog:
 
     def for_path(self, path: Path) -> Runtime:
         if not path.exists():
-            raise UnsupportedModelError(
+            raise NotFoundError(
                 f"There is no file or folder at {str(path)!r}.", hint="Check the path."
             )
         for runtime in self.runtimes:

@@ -1,0 +1,211 @@
+"""Adaptive batching: concurrent requests to one model become one predict call.
+
+A request is queued with its already-validated input. Whenever a runtime replica is free, it
+takes every queued request up to ``max_batch_size`` rows (a larger request runs alone),
+concatenates their rows, predicts once and hands each request exactly its own rows back. Under
+light load a request is dispatched at once (no added latency); under heavy load requests
+accumulate while the previous batch runs, so batches grow with the load. ``max_batch_delay_ms``
+additionally lets a batch wait for company, only while requests keep arriving.
+
+Predict runs in a thread per replica, never on the event loop. Threads rather than processes:
+the runtimes we serve (numpy/scikit-learn kernels, onnxruntime, xgboost, lightgbm, torch) release
+the GIL inside their native code, and a process would pay serialisation of every batch both
+ways plus a second copy of the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelyard.core.tabular import Columns
+from modelyard.errors import OverloadedError
+
+__all__ = ["BatchStats", "Batcher", "concat_inputs", "n_rows"]
+
+Outputs = dict[str, np.ndarray]
+PredictFn = Callable[[Any], Outputs]
+
+
+@dataclass(slots=True)
+class _Pending:
+    data: Any
+    rows: int
+    future: asyncio.Future[Outputs]
+    enqueued: float
+
+
+@dataclass(slots=True)
+class BatchStats:
+    """Observations of one batch, for metrics."""
+
+    size: int
+    requests: int
+    queue_wait_s: list[float] = field(default_factory=list)
+
+
+def n_rows(data: Columns | np.ndarray) -> int:
+    if isinstance(data, np.ndarray):
+        return int(data.shape[0]) if data.ndim else 1
+    return len(next(iter(data.values()))) if data else 0
+
+
+def concat_inputs(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=0)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class Batcher:
+    """Batches requests for one loaded model version."""
+
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        max_batch_size: int,
+        max_batch_delay_s: float,
+        max_queue: int,
+        replicas: int = 1,
+        name: str = "model",
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self.max_batch_size = max_batch_size
+        self.max_batch_delay_s = max_batch_delay_s
+        self.max_queue = max_queue
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._free = replicas
+        self._executor = ThreadPoolExecutor(max_workers=replicas,
+                                            thread_name_prefix=f"predict-{name}")
+        self._on_batch = on_batch
+        self._last_batch_requests = 0
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.name = name
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, data: Any, rows: int | None = None) -> Outputs:
+        """Predict ``data`` as part of a batch; returns this request's rows of every output."""
+        return await self.enqueue(data, rows)
+
+    def enqueue(self, data: Any, rows: int | None = None) -> asyncio.Future[Outputs]:
+        """Queue ``data``; the future resolves to this request's rows of every output.
+
+        Must be called on the event loop. Setting an exception on the future before its batch
+        starts (a timeout) removes the request from the batch."""
+        if len(self._queue) >= self.max_queue:
+            raise OverloadedError(
+                f"Model {self.name!r} has {len(self._queue)} requests waiting, its limit.",
+                hint="Retry shortly, or raise serving.max_queue / add replicas.",
+            )
+        loop = asyncio.get_running_loop()
+        pending = _Pending(data, n_rows(data) if rows is None else rows, loop.create_future(),
+                           time.perf_counter())
+        self._queue.append(pending)
+        if self._free > 0:
+            self._free -= 1
+            self._spawn(loop)
+        return pending.future
+
+    def _spawn(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._run())
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _run(self) -> None:
+        """One replica: take a batch, predict it, repeat while work is queued."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(0)  # let requests decoded in this same loop tick join
+            while self._queue:
+                if self.max_batch_delay_s > 0 and self._last_batch_requests > 1:
+                    await self._wait_for_company()
+                batch = self._take()
+                self._last_batch_requests = len(batch)
+                await self._predict_batch(loop, batch)
+        finally:
+            self._free += 1
+            if self._queue and self._free > 0:  # work arrived while we were finishing
+                self._free -= 1
+                self._spawn(loop)
+
+    async def _wait_for_company(self) -> None:
+        deadline = self._queue[0].enqueued + self.max_batch_delay_s
+        while sum(p.rows for p in self._queue) < self.max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, 0.0005))
+
+    def _take(self) -> list[_Pending]:
+        first = self._queue.popleft()
+        batch, rows = [first], first.rows
+        while self._queue and rows + self._queue[0].rows <= self.max_batch_size:
+            item = self._queue.popleft()
+            batch.append(item)
+            rows += item.rows
+        return batch
+
+    async def _predict_batch(self, loop: asyncio.AbstractEventLoop,
+                             batch: list[_Pending]) -> None:
+        live = [p for p in batch if not p.future.done()]  # drop requests that timed out
+        if not live:
+            return
+        now = time.perf_counter()
+        stats = BatchStats(size=sum(p.rows for p in live), requests=len(live),
+                           queue_wait_s=[now - p.enqueued for p in live])
+        merged = concat_inputs([p.data for p in live])
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._predict, merged)
+        except Exception as exc:
+            if len(live) == 1:
+                _settle_error(live[0], exc)
+            else:  # isolate the request that broke the batch: the others deserve an answer
+                for p in live:
+                    try:
+                        _settle(p, await loop.run_in_executor(self._executor, self._predict,
+                                                              p.data))
+                    except Exception as single:
+                        _settle_error(p, single)
+            return
+        finally:
+            if self._on_batch is not None:
+                self._on_batch(stats)
+        start = 0
+        for p in live:
+            end = start + p.rows
+            _settle(p, {k: v[start:end] for k, v in outputs.items()})
+            start = end
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued and running request has been answered."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        while self._queue or self._inflight:
+            if deadline is not None and time.perf_counter() > deadline:
+                return
+            await asyncio.sleep(0.005)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(p: _Pending, outputs: Outputs) -> None:
+    if not p.future.done():
+        p.future.set_result(outputs)
+
+
+def _settle_error(p: _Pending, exc: BaseException) -> None:
+    if not p.future.done():
+        p.future.set_exception(exc)

@@ -1,0 +1,1 @@
+"""Generated Open Inference Protocol gRPC modules; regenerate with scripts/gen_grpc.sh."""

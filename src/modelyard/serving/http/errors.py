@@ -1,0 +1,35 @@
+"""HTTP status codes for modelyard errors, mapped at the edge."""
+
+from __future__ import annotations
+
+from modelyard.errors import (
+    ConflictError,
+    InvalidInputError,
+    ModelyardError,
+    NotFoundError,
+    OverloadedError,
+    PredictionError,
+    UnavailableError,
+    UnsupportedModelError,
+)
+from modelyard.serving.dataplane import RequestTimeoutError
+
+__all__ = ["status_of"]
+
+_STATUS: list[tuple[type[ModelyardError], int]] = [
+    (InvalidInputError, 400),
+    (UnsupportedModelError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (OverloadedError, 503),
+    (UnavailableError, 503),
+    (RequestTimeoutError, 504),
+    (PredictionError, 500),
+]
+
+
+def status_of(error: ModelyardError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500

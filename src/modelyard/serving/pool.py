@@ -1,0 +1,268 @@
+"""The models a server holds: one deployment per served name, hot-swapped when its alias moves,
+plus explicitly requested versions loaded on demand and evicted least-recently-used.
+
+Everything that touches the registry or the disk (resolving an alias, loading a version) runs
+in a worker thread, never on the event loop. A swap is one attribute assignment on the event
+loop: requests that already hold the old version finish on it, new ones get the new one, and
+the old version's batcher is drained before it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelyard.core.entities import ModelVersion
+from modelyard.core.references import ModelRef
+from modelyard.errors import NotFoundError, PredictionError, UnavailableError
+from modelyard.runtimes.model import Model
+from modelyard.serving.batcher import Batcher, BatchStats, n_rows
+from modelyard.serving.metrics import ServingMetrics
+from modelyard.serving.source import ModelSource
+from modelyard.settings import BatchingSettings, ServingSettings
+
+__all__ = ["Deployment", "DeploymentSpec", "Loaded", "ModelPool"]
+
+log = logging.getLogger("modelyard.serving")
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """A model to serve: the name clients use, the reference it follows, and its limits."""
+
+    name: str
+    ref: ModelRef
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    replicas: int = 1
+    timeout_s: float | None = None
+
+    @classmethod
+    def from_ref(cls, ref: str | ModelRef, **kwargs: Any) -> DeploymentSpec:
+        parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+        return cls(name=kwargs.pop("name", None) or parsed.name, ref=parsed, **kwargs)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """One loaded version with its batcher."""
+
+    model: Model
+    version: ModelVersion
+    batcher: Batcher
+    outputs: tuple[str, ...]
+    load_seconds: float
+    last_used: float = 0.0
+
+
+@dataclass(slots=True)
+class Deployment:
+    spec: DeploymentSpec
+    current: Loaded | None = None
+    error: str | None = None
+
+
+def _predict_fn(model: Model) -> Any:
+    predictor = model.predictor
+    proba = getattr(predictor, "predict_proba", None) if model.has_proba else None
+
+    def run(data: Any) -> dict[str, np.ndarray]:
+        rows = n_rows(data)
+        out = {"predict": np.asarray(predictor.predict(data))}
+        if proba is not None:
+            out["predict_proba"] = np.asarray(proba(data))
+        for name, value in out.items():
+            if value.ndim == 0 or value.shape[0] != rows:
+                raise PredictionError(
+                    f"Model {model.version.uri} returned {name} of shape {list(value.shape)} "
+                    f"for {rows} input rows; every output needs one entry per row."
+                )
+        return out
+
+    return run
+
+
+class ModelPool:
+    """Loads, serves, swaps and evicts model versions."""
+
+    def __init__(self, source: ModelSource, settings: ServingSettings, metrics: ServingMetrics,
+                 specs: list[DeploymentSpec]) -> None:
+        self.source = source
+        self.settings = settings
+        self.metrics = metrics
+        self.deployments: dict[str, Deployment] = {s.name: Deployment(s) for s in specs}
+        self._versions: collections.OrderedDict[tuple[str, int], Loaded] = (
+            collections.OrderedDict())
+        self._locks: dict[Any, asyncio.Lock] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+
+    # -- start, watch, stop ----------------------------------------------------------------
+    async def start(self) -> None:
+        """Load every deployment (concurrently, in threads); failures are kept per model."""
+        await asyncio.gather(*(self._load_deployment(d) for d in self.deployments.values()))
+        self._watch_task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _load_deployment(self, dep: Deployment) -> None:
+        try:
+            version = await asyncio.to_thread(self.source.resolve, dep.spec.ref)
+            dep.current = await self._load(dep.spec, version)
+            dep.error = None
+        except Exception as exc:  # keep serving the other models; report this one as failed
+            dep.error = str(exc)
+            log.error("Could not load %s: %s", dep.spec.ref, exc)
+
+    async def _load(self, spec: DeploymentSpec, version: ModelVersion) -> Loaded:
+        started = time.perf_counter()
+        model = await asyncio.to_thread(self.source.load, version.uri)
+        seconds = time.perf_counter() - started
+        batching = spec.batching
+        name = spec.name
+
+        def on_batch(stats: BatchStats) -> None:
+            self.metrics.batch_size.labels(name).observe(stats.size)
+            hist = self.metrics.queue_wait.labels(name)
+            for wait in stats.queue_wait_s:
+                hist.observe(wait)
+
+        batcher = Batcher(
+            _predict_fn(model), max_batch_size=batching.max_batch_size,
+            max_batch_delay_s=batching.max_batch_delay_ms / 1000.0,
+            max_queue=self.settings.max_queue, replicas=spec.replicas, name=name,
+            on_batch=on_batch,
+        )
+        outputs = ("predict", "predict_proba") if model.has_proba else ("predict",)
+        self.metrics.load_seconds.labels(name, str(version.version)).set(seconds)
+        self.metrics.loaded.labels(name, str(version.version)).set(1)
+        log.info("Loaded %s as %r in %.2f s", version.uri, name, seconds)
+        return Loaded(model, version, batcher, outputs, seconds, time.monotonic())
+
+    async def _watch(self) -> None:
+        """Follow aliases: when one moves, load the new version and swap it in."""
+        while True:
+            await asyncio.sleep(self.settings.alias_poll_s)
+            for dep in list(self.deployments.values()):
+                if dep.spec.ref.version is not None and dep.current is not None:
+                    continue
+                try:
+                    await self.refresh(dep.spec.name)
+                except Exception as exc:  # the registry may be briefly unreachable
+                    log.warning("Could not refresh %s: %s", dep.spec.ref, exc)
+
+    async def refresh(self, name: str) -> bool:
+        """Re-resolve a deployment's reference; swap if it points elsewhere. True if swapped."""
+        dep = self._deployment(name)
+        lock = self._locks.setdefault(("dep", name), asyncio.Lock())
+        async with lock:
+            version = await asyncio.to_thread(self.source.resolve, dep.spec.ref)
+            old = dep.current
+            if old is not None and old.version.version == version.version:
+                return False
+            new = await self._load(dep.spec, version)
+            dep.current, dep.error = new, None  # the swap: atomic on the event loop
+            if old is not None:
+                self.metrics.swaps.labels(name).inc()
+                log.info("Swapped %r: version %s -> %s", name, old.version.version,
+                         version.version)
+                self._retire(old)
+            return True
+
+    def _retire(self, loaded: Loaded) -> None:
+        async def retire() -> None:
+            await loaded.batcher.drain(timeout=self.settings.request_timeout_s)
+            loaded.batcher.close()
+            self.metrics.loaded.labels(loaded.batcher.name, str(loaded.version.version)).set(0)
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop watching, let every in-flight request finish, then release the models."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        everything = [d.current for d in self.deployments.values() if d.current is not None]
+        everything += list(self._versions.values())
+        await asyncio.gather(*(x.batcher.drain(timeout) for x in everything))
+        for x in everything:
+            x.batcher.close()
+
+    # -- lookup ------------------------------------------------------------------------------
+    def _deployment(self, name: str) -> Deployment:
+        dep = self.deployments.get(name)
+        if dep is None:
+            raise NotFoundError(
+                f"This server does not serve a model named {name!r}; it serves "
+                f"{sorted(self.deployments) or 'no models'}.",
+                hint="Load it through POST /v2/repository/models/{name}/load.",
+            )
+        return dep
+
+    def get(self, name: str) -> Loaded:
+        """The version a deployment currently serves (no I/O: the request fast path)."""
+        dep = self._deployment(name)
+        if dep.current is None:
+            state = f"failed to load: {dep.error}" if dep.error else "still loading"
+            raise UnavailableError(f"Model {name!r} is {state}.",
+                                   hint="Retry shortly; GET /v2/models/{name}/ready tells.")
+        dep.current.last_used = time.monotonic()
+        return dep.current
+
+    async def get_version(self, name: str, version: int) -> Loaded:
+        """An explicit version: the deployment's own, a cached one, or loaded on demand."""
+        dep = self._deployment(name)
+        if dep.current is not None and dep.current.version.version == version:
+            return self.get(name)
+        key = (name, version)
+        cached = self._versions.get(key)
+        if cached is None:
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                cached = self._versions.get(key)
+                if cached is None:
+                    mv = await asyncio.to_thread(
+                        self.source.resolve, ModelRef(dep.spec.ref.name, version=version))
+                    cached = await self._load(dep.spec, mv)
+                    self._versions[key] = cached
+                    self._evict()
+        self._versions.move_to_end(key)
+        cached.last_used = time.monotonic()
+        return cached
+
+    def _evict(self) -> None:
+        budget = self.settings.memory_budget_mb * 1024 * 1024
+        # Artifact size stands in for resident size: cheap, and proportional for most formats.
+        while len(self._versions) > 1 and sum(
+            x.version.size_bytes for x in self._versions.values()) > budget:
+            _, oldest = self._versions.popitem(last=False)
+            self._retire(oldest)
+
+    def is_ready(self, name: str | None = None) -> bool:
+        if name is None:
+            return all(d.current is not None for d in self.deployments.values())
+        return self._deployment(name).current is not None
+
+    # -- repository extension ------------------------------------------------------------------
+    async def add(self, spec: DeploymentSpec) -> Deployment:
+        dep = self.deployments.get(spec.name)
+        if dep is None:
+            dep = self.deployments[spec.name] = Deployment(spec)
+        if dep.current is None:
+            await self._load_deployment(dep)
+        if dep.current is None:
+            del self.deployments[spec.name]
+            raise NotFoundError(f"Could not load {spec.ref}: {dep.error}")
+        return dep
+
+    async def remove(self, name: str) -> None:
+        dep = self._deployment(name)
+        del self.deployments[name]
+        if dep.current is not None:
+            self._retire(dep.current)
+        for key in [k for k in self._versions if k[0] == name]:
+            self._retire(self._versions.pop(key))
