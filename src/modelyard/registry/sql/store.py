@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -43,6 +43,24 @@ __all__ = ["NewVersion", "SqlRegistryStore"]
 
 _RM = registered_models
 _MV = model_versions
+
+
+# The two lookups every load and every alias resolution make, built once: one joined query
+# each instead of one per table (a resolve is on the hot path of servers following aliases).
+_VERSION_BY_ALIAS = (
+    select(_MV)
+    .select_from(
+        _RM.join(aliases, aliases.c.model_id == _RM.c.id).join(
+            _MV, and_(_MV.c.model_id == _RM.c.id, _MV.c.version == aliases.c.version)))
+    .where(_RM.c.name == bindparam("name"), aliases.c.alias == bindparam("alias"),
+           _RM.c.status != Status.DELETED.value)
+)
+_VERSION_BY_NUMBER = (
+    select(_MV)
+    .select_from(_RM.join(_MV, _MV.c.model_id == _RM.c.id))
+    .where(_RM.c.name == bindparam("name"), _MV.c.version == bindparam("version"),
+           _RM.c.status != Status.DELETED.value, _MV.c.status != Status.DELETED.value)
+)
 
 
 def _now() -> datetime:
@@ -101,6 +119,11 @@ class SqlRegistryStore:
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0, auto_create: bool = True) -> None:
         self.engine: Engine = make_engine(url, busy_timeout_s=busy_timeout_s)
         ensure_schema(self.engine, auto_create=auto_create)
+        # Reads on PostgreSQL skip BEGIN/ROLLBACK round trips; each read that must be
+        # consistent is a single statement. SQLite reads are local and keep their BEGIN.
+        self._read_engine: Engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.engine.dialect.name == "postgresql" else self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -108,7 +131,7 @@ class SqlRegistryStore:
     # -- connections -----------------------------------------------------------------------
     def _read(self) -> Connection:
         try:
-            return self.engine.connect()
+            return self._read_engine.connect()
         except (OperationalError, InterfaceError) as exc:
             raise connect_error(self.engine, exc) from exc
 
@@ -223,6 +246,9 @@ class SqlRegistryStore:
     # -- versions --------------------------------------------------------------------------
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._read() as conn:
+            row = conn.execute(_VERSION_BY_NUMBER, {"name": name, "version": version}).first()
+            if row is not None:
+                return self._to_version(conn, name, row)
             model = self._model_row(conn, name)
             row = conn.execute(
                 select(_MV).where(and_(_MV.c.model_id == model.id, _MV.c.version == version))
@@ -285,6 +311,11 @@ class SqlRegistryStore:
         if ref.version is not None:
             return self.get_version(ref.name, ref.version)
         with self._read() as conn:
+            if ref.alias is not None and at is None:
+                row = conn.execute(_VERSION_BY_ALIAS,
+                                   {"name": ref.name, "alias": ref.alias}).first()
+                if row is not None:
+                    return self._to_version(conn, ref.name, row)
             model = self._model_row(conn, ref.name)
             if ref.alias is None:
                 row = conn.execute(
