@@ -34,6 +34,20 @@ def _is_sklearn(obj: object) -> bool:
     return any(c.__module__.startswith("sklearn.") for c in type(obj).__mro__[:-1])
 
 
+# Classifiers whose predict() is exactly classes_[argmax(predict_proba())]: a server asked for
+# both outputs can then run the model once instead of twice. (Not SVC: its Platt-scaled
+# probabilities may disagree with its decision function.)
+_ARGMAX_MODULES = (
+    "sklearn.ensemble._forest", "sklearn.tree.", "sklearn.linear_model._logistic",
+    "sklearn.ensemble._gb", "sklearn.ensemble._hist_gradient_boosting", "sklearn.naive_bayes",
+)
+
+
+def _argmax_of_proba(estimator: Any) -> bool:
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    return type(final).__module__.startswith(_ARGMAX_MODULES)
+
+
 class SklearnPredictor:
     """A fitted estimator; feeds it a DataFrame when it was fitted with feature names."""
 
@@ -44,6 +58,7 @@ class SklearnPredictor:
         self.classes = getattr(estimator, "classes_", None)
         if hasattr(estimator, "predict_proba"):
             self.predict_proba = self._predict_proba
+        self.predict_from_proba = self.classes is not None and _argmax_of_proba(estimator)
 
     def _native(self, data: Columns | np.ndarray) -> Any:
         if self.feature_names is None:

@@ -70,12 +70,20 @@ class Deployment:
 def _predict_fn(model: Model) -> Any:
     predictor = model.predictor
     proba = getattr(predictor, "predict_proba", None) if model.has_proba else None
+    classes = getattr(predictor, "classes", None)
+    # One pass instead of two when the runtime vouches that predict == argmax(proba).
+    derive = proba is not None and classes is not None and bool(
+        getattr(predictor, "predict_from_proba", False))
 
     def run(data: Any) -> dict[str, np.ndarray]:
         rows = n_rows(data)
-        out = {"predict": np.asarray(predictor.predict(data))}
-        if proba is not None:
-            out["predict_proba"] = np.asarray(proba(data))
+        if derive:
+            p = np.asarray(proba(data))  # type: ignore[misc]
+            out = {"predict": np.asarray(classes)[p.argmax(axis=1)], "predict_proba": p}
+        else:
+            out = {"predict": np.asarray(predictor.predict(data))}
+            if proba is not None:
+                out["predict_proba"] = np.asarray(proba(data))
         for name, value in out.items():
             if value.ndim == 0 or value.shape[0] != rows:
                 raise PredictionError(

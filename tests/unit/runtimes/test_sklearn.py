@@ -12,16 +12,21 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.svm import SVC
 
 from modelyard.errors import UnsafeModelError, UnsupportedModelError
 from modelyard.runtimes.base import LoadOptions, SaveOptions
 from modelyard.runtimes.catalog import RuntimeCatalog
-from modelyard.runtimes.sklearn import SklearnRuntime
+from modelyard.runtimes.sklearn import SklearnPredictor, SklearnRuntime
 from modelyard.testing.conformance import check_runtime
 
 
@@ -247,3 +252,23 @@ def test_unfitted_or_non_sklearn_objects_are_not_claimed() -> None:
     assert runtime.can_save(LogisticRegression())  # unfitted: caught when it predicts
     assert not runtime.can_save(StandardScaler())  # no predict
     assert not runtime.can_save(object())
+
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [RandomForestClassifier(n_estimators=5, random_state=0), LogisticRegression(max_iter=3000),
+     HistGradientBoostingClassifier(max_iter=10)],
+    ids=["forest", "logreg", "hist-gbm"],
+)
+def test_predict_equals_argmax_of_proba_where_declared(estimator: Any) -> None:
+    X, y = load_iris(return_X_y=True)
+    predictor = SklearnPredictor(estimator.fit(X, y))
+    assert predictor.predict_from_proba
+    derived = predictor.classes[predictor.predict_proba(X).argmax(axis=1)]
+    np.testing.assert_array_equal(derived, predictor.predict(X))
+
+
+def test_other_classifiers_do_not_claim_argmax() -> None:
+    X, y = load_iris(return_X_y=True)
+    assert not SklearnPredictor(SVC().fit(X, y)).predict_from_proba
