@@ -114,3 +114,25 @@ def test_inferred_signature_accepts_its_own_sample(arr: np.ndarray) -> None:
     out = Signature.infer(cols).validate_input(cols)
     assert isinstance(out, dict)
     assert list(out) == list(cols)
+
+
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+                  elements=st.floats(-1e6, 1e6)),
+       st.sampled_from([np.float64, np.float32, np.int64]))
+def test_matrix_fast_path_equals_column_path(arr: np.ndarray, dtype: type) -> None:
+    cols = {f"c{i}": arr[:, i] for i in range(arr.shape[1])}
+    sig = Signature.infer(cols)
+    sent = arr.astype(dtype)
+    fast = sig.validate_input(sent)
+    slow = sig.validate_input({k: sent[:, i] for i, k in enumerate(cols)})
+    assert isinstance(fast, dict)
+    assert isinstance(slow, dict)
+    for key in cols:
+        np.testing.assert_array_equal(fast[key], slow[key])
+        assert fast[key].dtype == slow[key].dtype
+
+
+def test_matrix_with_nan_names_the_column() -> None:
+    sig = Signature.infer({"a": [1.0], "b": [2.0]})
+    with pytest.raises(SignatureError, match="'b' holds missing values"):
+        sig.validate_input(np.array([[1.0, np.nan]]))
