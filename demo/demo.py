@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
@@ -24,6 +27,75 @@ console = Console()
 
 def step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_and_swap(cli: list[str], X_val: Any) -> None:
+    """Start `modelyard serve`, call it with three protocols, move the alias, watch it swap."""
+    import httpx
+    import tritonclient.grpc as grpcclient
+
+    port, grpc_port = _free_port(), _free_port()
+    cmd = [*cli, "serve", "models:/cancer@production", "--port", str(port),
+           "--grpc-port", str(grpc_port)]
+    console.print("$ modelyard " + " ".join(cmd[3:]))
+    started = time.perf_counter()
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while True:
+                try:
+                    if http.get("/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.perf_counter() - started > 60:
+                    raise SystemExit("the server did not become ready within 60 s")
+                time.sleep(0.05)
+            console.print(f"ready in {time.perf_counter() - started:.2f} s")
+            rows = X_val.head(2)
+            body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP64",
+                                "data": rows.to_numpy().ravel().tolist()}]}
+            answer = http.post("/v2/models/cancer/infer", json=body).json()
+            outputs = {o["name"]: o["data"] for o in answer["outputs"]}
+            console.print(f"OIP v2 REST  -> version {answer['model_version']}: predict "
+                          f"{outputs['predict']}")
+            mlflow = http.post("/invocations",
+                               json={"dataframe_split": rows.to_dict(orient="split")}).json()
+            console.print(f"MLflow /invocations -> {mlflow['predictions']}")
+            grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+            tensor = grpcclient.InferInput("input", list(rows.shape), "FP64")
+            tensor.set_data_from_numpy(rows.to_numpy())
+            result = grpc.infer("cancer", [tensor])
+            console.print(f"OIP v2 gRPC  -> predict {result.as_numpy('predict').tolist()}")
+            grpc.close()
+            bad = http.post("/v2/models/cancer/infer", json={"inputs": [{
+                "name": "input", "shape": [1, 29], "datatype": "FP64", "data": [0.0] * 29}]})
+            console.print(f"[yellow]bad input -> {bad.status_code}:[/] {bad.json()['error']}")
+
+            console.print("$ modelyard alias set cancer production 2   (from another process)")
+            subprocess.run([*cli, "alias", "set", "cancer", "production", "2", "--reason",
+                            "demo hot swap"], check=True, stdout=subprocess.DEVNULL)
+            swap_started = time.perf_counter()
+            version = answer["model_version"]
+            while version != "2" and time.perf_counter() - swap_started < 30:
+                version = http.post("/v2/models/cancer/infer", json=body).json()[
+                    "model_version"]
+            console.print(f"the server now answers with version {version}, swapped "
+                          f"{time.perf_counter() - swap_started:.1f} s after the alias moved")
+            metrics = [line for line in http.get("/metrics").text.splitlines()
+                       if line.startswith("modelyard_requests_total")]
+            console.print("/metrics: " + "; ".join(metrics[:3]))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=30)
+        console.print(f"SIGTERM -> the server drained and exited with code {code}")
 
 
 def main() -> None:
@@ -123,10 +195,13 @@ def main() -> None:
     subprocess.run([*cli, "models", "list"], check=True)
     subprocess.run([*cli, "models", "show", "models:/cancer@production"], check=True)
 
+    step("8. Serve it: Open Inference Protocol v2 (REST and gRPC), MLflow and v1 routes")
+    serve_and_swap(cli, X_val)
+
     client.close()
     console.print(Panel.fit(
         f"Registry at {HOME}\nwhole loop so far in {time.perf_counter() - started:.1f} s. "
-        "Next: serving, monitoring, retraining (see the issues).",
+        "Next: monitoring, retraining, batch and edge (see the issues).",
         title="modelyard demo done", border_style="green"))
 
 

@@ -96,7 +96,7 @@ class Schema:
                 arr = arr.reshape(1, -1)
             if arr.ndim != 2 or arr.shape[1] != len(self.columns):
                 raise SignatureError(
-                    f"Expected a table with columns {self.names} or a 2-D array with "
+                    f"Expected a table with columns {_preview(self.names)} or a 2-D array with "
                     f"{len(self.columns)} columns. Got an array of shape {arr.shape} instead."
                 )
             fast = self._validate_matrix(arr)
