@@ -49,9 +49,13 @@ __all__ = [
     "decode_request",
     "dtype_of",
     "encode_response",
+    "output_array",
     "schema_metadata",
     "select_outputs",
     "tensor_metadata",
+    "text_from_binary",
+    "text_to_binary",
+    "texts",
     "to_model_input",
 ]
 
@@ -267,7 +271,7 @@ def _read_binary(
         )
     chunk = binary[offset:end]
     if datatype == "BYTES":
-        return _text_from_binary(name, shape, count, chunk), end
+        return text_from_binary(name, shape, count, chunk), end
     wire = WIRE[datatype]
     if size != count * wire.itemsize:
         raise InvalidInputError(
@@ -282,7 +286,7 @@ def _read_binary(
     return arr, end
 
 
-def _text_from_binary(name: str, shape: list[int], count: int, chunk: memoryview) -> np.ndarray:
+def text_from_binary(name: str, shape: list[int], count: int, chunk: memoryview) -> np.ndarray:
     items: list[bytes] = []
     pos, end = 0, len(chunk)
     unpack = _U32.unpack_from
@@ -305,6 +309,11 @@ def _text_from_binary(name: str, shape: list[int], count: int, chunk: memoryview
             f"Input {name!r} has shape {shape} ({count} values) but {len(items)} values "
             "arrived in its binary data."
         )
+    return texts(items)
+
+
+def texts(items: list[bytes]) -> np.ndarray:
+    """BYTES elements as an object array: text (str) when they are all UTF-8, else bytes."""
     try:
         values: list[str] | list[bytes] = [b.decode() for b in items]
     except UnicodeDecodeError:
@@ -434,12 +443,12 @@ def encode_response(
     buffers: list[bytes | memoryview] = []
     any_binary = False
     for name, value in outputs.items():
-        datatype, arr = _output_array(name, value)
+        datatype, arr = output_array(name, value)
         flat = arr.reshape(-1)
         doc: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if name in binary:
             any_binary = True
-            raw = _text_to_binary(flat) if datatype == "BYTES" else _numbers_to_binary(flat)
+            raw = text_to_binary(flat) if datatype == "BYTES" else _numbers_to_binary(flat)
             doc["parameters"] = {"binary_data_size": len(raw)}
             buffers.append(raw)
         else:
@@ -457,7 +466,7 @@ def encode_response(
     return b"".join([header, *buffers]), len(header)
 
 
-def _output_array(name: str, value: object) -> tuple[str, np.ndarray]:
+def output_array(name: str, value: object) -> tuple[str, np.ndarray]:
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     kind = arr.dtype.kind
     if kind in "biuf":
@@ -504,7 +513,7 @@ def _numbers_to_binary(flat: np.ndarray) -> memoryview:
     return flat.data.cast("B")  # joined into the body without an extra copy
 
 
-def _text_to_binary(flat: np.ndarray) -> bytes:
+def text_to_binary(flat: np.ndarray) -> bytes:
     parts: list[bytes] = []
     pack = _U32.pack
     for v in flat.tolist():

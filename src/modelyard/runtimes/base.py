@@ -27,6 +27,7 @@ __all__ = [
     "Runtime",
     "SaveOptions",
     "SavedModel",
+    "import_framework",
     "to_frame",
     "to_matrix",
 ]
@@ -109,6 +110,18 @@ class Runtime(Protocol):
     def load(self, directory: Path, meta: dict[str, Any], options: LoadOptions) -> Predictor:
         """Load what :meth:`save` wrote; ``meta`` is what it returned."""
         ...
+
+
+def import_framework(module: str, extra: str, purpose: str) -> Any:
+    """Import a model framework on first use, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        from modelyard.errors import DependencyMissingError
+
+        raise DependencyMissingError(module, extra, purpose) from None
 
 
 def to_matrix(data: Columns | np.ndarray, dtype: Any = None) -> np.ndarray:

@@ -19,8 +19,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelyard.core.tabular import Columns
-from modelyard.errors import DependencyMissingError, UnsupportedModelError
-from modelyard.runtimes.base import LoadOptions, SavedModel, SaveOptions, to_matrix
+from modelyard.errors import UnsupportedModelError
+from modelyard.runtimes.base import (
+    LoadOptions,
+    SavedModel,
+    SaveOptions,
+    import_framework,
+    to_matrix,
+)
 
 __all__ = ["LightGBMPredictor", "LightGBMRuntime"]
 
@@ -30,11 +36,7 @@ _KINDS = {"LGBMClassifier": "classifier", "LGBMRegressor": "regressor", "LGBMRan
 
 
 def _lgb() -> Any:
-    try:
-        import lightgbm
-    except ImportError:
-        raise DependencyMissingError("lightgbm", "lightgbm", "Using LightGBM models") from None
-    return lightgbm
+    return import_framework("lightgbm", "lightgbm", "Using LightGBM models")
 
 
 def _kind(obj: object) -> str | None:

@@ -29,12 +29,17 @@ import numpy as np
 
 from modelyard.core.tabular import Columns, as_columns, is_table
 from modelyard.errors import (
-    DependencyMissingError,
     InvalidInputError,
     PredictionError,
     UnsupportedModelError,
 )
-from modelyard.runtimes.base import LoadOptions, SavedModel, SaveOptions, to_matrix
+from modelyard.runtimes.base import (
+    LoadOptions,
+    SavedModel,
+    SaveOptions,
+    import_framework,
+    to_matrix,
+)
 
 __all__ = ["TorchPredictor", "TorchRuntime"]
 
@@ -48,11 +53,7 @@ _KINDS = {  # (module prefix, class name) anywhere in the MRO -> kind
 
 
 def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise DependencyMissingError("torch", "torch", "Using PyTorch models") from None
-    return torch
+    return import_framework("torch", "torch", "Using PyTorch models")
 
 
 def _kind(obj: object) -> str | None:

@@ -20,8 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from modelyard.core.tabular import Columns
-from modelyard.errors import DependencyMissingError, UnsupportedModelError
-from modelyard.runtimes.base import LoadOptions, SavedModel, SaveOptions, to_matrix
+from modelyard.errors import UnsupportedModelError
+from modelyard.runtimes.base import (
+    LoadOptions,
+    SavedModel,
+    SaveOptions,
+    import_framework,
+    to_matrix,
+)
 
 __all__ = ["XGBoostPredictor", "XGBoostRuntime"]
 
@@ -33,11 +39,7 @@ _WRAPPERS = ("XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "X
 
 
 def _xgb() -> Any:
-    try:
-        import xgboost
-    except ImportError:
-        raise DependencyMissingError("xgboost", "xgboost", "Using XGBoost models") from None
-    return xgboost
+    return import_framework("xgboost", "xgboost", "Using XGBoost models")
 
 
 def _wrapper(obj: object) -> str | None:

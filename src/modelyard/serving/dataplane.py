@@ -115,12 +115,9 @@ class DataPlane:
         return self.pool.is_ready()
 
     def model_ready(self, name: str, version: int | None = None) -> bool:
-        dep = self.pool._deployment(name)
-        if dep.current is None:
-            return False
-        if version is None or dep.current.version.version == version:
-            return True
-        return (name, version) in self.pool._versions
+        if version is None:
+            return self.pool.is_ready(name)
+        return self.pool.has_version(name, version)
 
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": self.server_version,

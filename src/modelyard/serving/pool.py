@@ -164,7 +164,7 @@ class ModelPool:
 
     async def refresh(self, name: str) -> bool:
         """Re-resolve a deployment's reference; swap if it points elsewhere. True if swapped."""
-        dep = self._deployment(name)
+        dep = self.deployment(name)
         lock = self._locks.setdefault(("dep", name), asyncio.Lock())
         async with lock:
             version = await asyncio.to_thread(self.source.resolve, dep.spec.ref)
@@ -201,7 +201,7 @@ class ModelPool:
             x.batcher.close()
 
     # -- lookup ------------------------------------------------------------------------------
-    def _deployment(self, name: str) -> Deployment:
+    def deployment(self, name: str) -> Deployment:
         dep = self.deployments.get(name)
         if dep is None:
             raise NotFoundError(
@@ -213,7 +213,7 @@ class ModelPool:
 
     def get(self, name: str) -> Loaded:
         """The version a deployment currently serves (no I/O: the request fast path)."""
-        dep = self._deployment(name)
+        dep = self.deployment(name)
         if dep.current is None:
             state = f"failed to load: {dep.error}" if dep.error else "still loading"
             raise UnavailableError(f"Model {name!r} is {state}.",
@@ -223,7 +223,7 @@ class ModelPool:
 
     async def get_version(self, name: str, version: int) -> Loaded:
         """An explicit version: the deployment's own, a cached one, or loaded on demand."""
-        dep = self._deployment(name)
+        dep = self.deployment(name)
         if dep.current is not None and dep.current.version.version == version:
             return self.get(name)
         key = (name, version)
@@ -250,10 +250,17 @@ class ModelPool:
             _, oldest = self._versions.popitem(last=False)
             self._retire(oldest)
 
+    def has_version(self, name: str, version: int) -> bool:
+        """True if ``version`` of ``name`` is loaded (as the deployment's or on demand)."""
+        current = self.deployment(name).current
+        if current is not None and current.version.version == version:
+            return True
+        return (name, version) in self._versions
+
     def is_ready(self, name: str | None = None) -> bool:
         if name is None:
             return all(d.current is not None for d in self.deployments.values())
-        return self._deployment(name).current is not None
+        return self.deployment(name).current is not None
 
     # -- repository extension ------------------------------------------------------------------
     async def add(self, spec: DeploymentSpec) -> Deployment:
@@ -268,7 +275,7 @@ class ModelPool:
         return dep
 
     async def remove(self, name: str) -> None:
-        dep = self._deployment(name)
+        dep = self.deployment(name)
         del self.deployments[name]
         if dep.current is not None:
             self._retire(dep.current)

@@ -250,11 +250,7 @@ class SqlRegistryStore:
             if row is not None:
                 return self._to_version(conn, name, row)
             model = self._model_row(conn, name)
-            row = conn.execute(
-                select(_MV).where(and_(_MV.c.model_id == model.id, _MV.c.version == version))
-            ).first()
-            if row is None or row.status == Status.DELETED.value:
-                raise self._no_version(conn, model, version, deleted=row is not None)
+            row = self._version_row(conn, model, version)
             return self._to_version(conn, name, row)
 
     def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
@@ -271,11 +267,7 @@ class SqlRegistryStore:
     def set_version_status(self, name: str, version: int, status: Status) -> ModelVersion | None:
         with write_connection(self.engine) as conn:
             model = self._model_row(conn, name)
-            row = conn.execute(
-                select(_MV).where(and_(_MV.c.model_id == model.id, _MV.c.version == version))
-            ).first()
-            if row is None or row.status == Status.DELETED.value:
-                raise self._no_version(conn, model, version, deleted=row is not None)
+            row = self._version_row(conn, model, version)
             pointing = sorted(a for a, v in self._alias_map(conn, model.id).items() if v == version)
             if pointing and status is not Status.READY:
                 raise ConflictError(
@@ -291,11 +283,7 @@ class SqlRegistryStore:
                        tags: dict[str, str] | None = None) -> ModelVersion:
         with write_connection(self.engine) as conn:
             model = self._model_row(conn, name)
-            row = conn.execute(
-                select(_MV).where(and_(_MV.c.model_id == model.id, _MV.c.version == version))
-            ).first()
-            if row is None or row.status == Status.DELETED.value:
-                raise self._no_version(conn, model, version, deleted=row is not None)
+            row = self._version_row(conn, model, version)
             values: dict[str, Any] = {}
             if description is not None:
                 values["description"] = description
@@ -464,6 +452,15 @@ class SqlRegistryStore:
                 f"There is no registered model named {name!r}.",
                 hint="Run 'modelyard models list' to see registered models.",
             )
+        return row
+
+    def _version_row(self, conn: Connection, model: Row[Any], version: int) -> Row[Any]:
+        """The row of a live version, or the NotFoundError that lists the versions there are."""
+        row = conn.execute(
+            select(_MV).where(and_(_MV.c.model_id == model.id, _MV.c.version == version))
+        ).first()
+        if row is None or row.status == Status.DELETED.value:
+            raise self._no_version(conn, model, version, deleted=row is not None)
         return row
 
     def _no_version(self, conn: Connection, model: Row[Any], version: int,

@@ -118,7 +118,7 @@ def _decode_input(i: int, tensor: pb.ModelInferRequest.InferInputTensor,
 def _from_raw(name: str, datatype: str, shape: tuple[int, ...], count: int,
               raw: bytes) -> np.ndarray:
     if datatype == "BYTES":
-        return v2._text_from_binary(name, list(shape), count, memoryview(raw))
+        return v2.text_from_binary(name, list(shape), count, memoryview(raw))
     wire = v2.dtype_of(datatype).newbyteorder("<")
     if len(raw) != count * wire.itemsize:
         raise InvalidInputError(
@@ -149,7 +149,7 @@ def _from_contents(name: str, datatype: str, shape: tuple[int, ...], count: int,
             f"arrived in contents.{field}."
         )
     if datatype == "BYTES":
-        return _text(list(values))
+        return v2.texts(list(values))
     arr = np.asarray(values)  # one C-level copy out of the message
     dtype = v2.dtype_of(datatype)
     if datatype in _NARROW and arr.size:
@@ -164,16 +164,6 @@ def _from_contents(name: str, datatype: str, shape: tuple[int, ...], count: int,
     return arr if arr.dtype == dtype else arr.astype(dtype)
 
 
-def _text(items: list[bytes]) -> np.ndarray:
-    """BYTES elements as text (str) when they are UTF-8, as in the JSON and binary codecs."""
-    try:
-        values: list[str] | list[bytes] = [b.decode() for b in items]
-    except UnicodeDecodeError:
-        values = items  # not text: keep the bytes
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    return arr
-
 
 # -- responses ----------------------------------------------------------------------------------
 
@@ -181,7 +171,7 @@ def _text(items: list[bytes]) -> np.ndarray:
 def encode_response(model_name: str, model_version: str, request_id: str,
                     outputs: Mapping[str, np.ndarray], *, raw: bool) -> pb.ModelInferResponse:
     """A ModelInferResponse with ``outputs``: raw bytes if ``raw``, else typed contents."""
-    prepared = [(name, *v2._output_array(name, value)) for name, value in outputs.items()]
+    prepared = [(name, *v2.output_array(name, value)) for name, value in outputs.items()]
     # The spec allows raw outputs only all together; an output without a typed field forces it.
     raw = raw or any(datatype not in _FIELD for _, datatype, _ in prepared)
     response = pb.ModelInferResponse(model_name=model_name, model_version=model_version,
@@ -200,7 +190,7 @@ def encode_response(model_name: str, model_version: str, request_id: str,
 
 def _to_raw(datatype: str, flat: np.ndarray) -> bytes:
     if datatype == "BYTES":
-        return v2._text_to_binary(flat)
+        return v2.text_to_binary(flat)
     return flat.astype(flat.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
