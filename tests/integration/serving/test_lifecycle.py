@@ -137,3 +137,28 @@ def test_sigterm_drains_in_flight_requests_and_exits_zero(tmp_path: Path) -> Non
             proc.kill()
             proc.wait()
         log.close()
+
+
+
+def test_explicit_versions_load_on_demand_and_are_evicted_lru(tmp_path: Path) -> None:
+    _, client = _registry(tmp_path)
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\0" * 600_000)  # each version "weighs" 0.6 MB: two exceed 1 MB
+    for _ in range(4):
+        client.register(Constant(), "many", data=ROWS, alias="production",
+                        artifacts={"weights": str(weights)})
+    serving = ServingSettings(deployments=[DeploymentSettings(model="models:/many@production")],
+                              grpc_port=None, memory_budget_mb=1)
+    server = build_app(client, serving, wait_for_models=True)
+    with running_server(server.app) as url, httpx.Client(base_url=url) as http:
+        for version in (1, 2, 3):
+            r = http.post(f"/v2/models/many/versions/{version}/infer", json=BODY)
+            assert r.status_code == 200, r.text
+            assert r.json()["model_version"] == str(version)
+        assert http.get("/v2/models/many/versions/3/ready").status_code == 200  # kept
+        assert http.get("/v2/models/many/versions/4/ready").status_code == 200  # current
+        assert http.get("/v2/models/many/versions/1/ready").status_code == 503  # evicted
+        assert http.get("/v2/models/many/versions/2/ready").status_code == 503  # evicted
+        r = http.post("/v2/models/many/versions/1/infer", json=BODY)  # loads again on demand
+        assert r.json()["model_version"] == "1"
+    client.close()
