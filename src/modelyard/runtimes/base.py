@@ -135,15 +135,23 @@ def to_matrix(data: Columns | np.ndarray, dtype: Any = None) -> np.ndarray:
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
-def to_frame(data: Columns | np.ndarray, columns: list[str] | None = None) -> Any:
-    """Build a pandas DataFrame from columns (or from a matrix and column names)."""
+def to_frame(data: Columns | np.ndarray, columns: Any = None) -> Any:
+    """Build a pandas DataFrame from columns (or from a matrix and column names).
+
+    ``columns`` may be a prebuilt ``pandas.Index``: callers on a hot path keep one, since
+    building the column index is most of the cost of a one-row frame.
+    """
     import pandas as pd
 
     if isinstance(data, np.ndarray):
-        return pd.DataFrame(data, columns=columns)
+        return pd.DataFrame(data, columns=columns, copy=False)
     arrays = list(data.values())
+    names = list(data) if columns is None else columns
     if arrays and arrays[0].dtype.kind in "biuf" and all(a.dtype == arrays[0].dtype
                                                           for a in arrays):
         # One 2-D block: three times faster than letting pandas consolidate the columns.
-        return pd.DataFrame(np.column_stack(arrays), columns=list(data), copy=False)
-    return pd.DataFrame(data, copy=False)
+        return pd.DataFrame(np.column_stack(arrays), columns=names, copy=False)
+    frame = pd.DataFrame(data, copy=False)
+    if columns is not None:
+        frame.columns = columns
+    return frame
