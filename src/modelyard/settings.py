@@ -104,6 +104,12 @@ class ServingSettings(BaseModel):
     alias_poll_s: float = Field(default=2.0, gt=0)
     """How often the server checks whether the aliases it serves have moved."""
 
+    inline_predict_ms: float = Field(default=1.0, ge=0)
+    """A model whose predict calls typically take less than this runs on the event loop:
+    handing a batch to a thread and back costs ~0.1 ms on one core, more than such a model
+    takes. Slower models (and any model whose calls turn slow) run in their threads; 0 keeps
+    every model in threads."""
+
     memory_budget_mb: int = Field(default=2048, ge=1)
     """Explicit versions loaded on demand are evicted least-recently-used past this budget."""
 

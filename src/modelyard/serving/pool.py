@@ -142,6 +142,7 @@ class ModelPool:
             _predict_fn(model), max_batch_size=batching.max_batch_size,
             max_batch_delay_s=batching.max_batch_delay_ms / 1000.0,
             max_queue=self.settings.max_queue, replicas=spec.replicas, name=name,
+            inline_below_s=self.settings.inline_predict_ms / 1000.0,
             on_batch=on_batch,
         )
         outputs = ("predict", "predict_proba") if model.has_proba else ("predict",)

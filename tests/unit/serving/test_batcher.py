@@ -127,3 +127,32 @@ def test_a_failing_request_does_not_fail_its_batch_neighbours() -> None:
     results = asyncio.run(scenario())
     failures = [i for i, r in enumerate(results) if isinstance(r, Exception)]
     assert failures == [13]
+
+
+@pytest.mark.parametrize(
+    ("inline_below_s", "delay_s", "expect_inline"),
+    [(0.001, 0.0, True), (0.001, 0.003, False), (0.0, 0.0, False)],
+    ids=["fast-model-inline", "slow-model-threaded", "inline-disabled"],
+)
+def test_execution_model_is_chosen_by_measured_predict_time(
+        inline_below_s: float, delay_s: float, expect_inline: bool) -> None:
+    threads: list[int] = []
+
+    def record(data: np.ndarray) -> dict[str, np.ndarray]:
+        threads.append(threading.get_ident())
+        if delay_s:
+            time.sleep(delay_s)
+        return {"predict": data[:, 0]}
+
+    async def scenario() -> int:
+        batcher = Batcher(record, max_batch_size=8, max_batch_delay_s=0, max_queue=10,
+                          inline_below_s=inline_below_s)
+        for i in range(5):
+            out = await batcher.submit(_tagged(i, 1))
+            np.testing.assert_array_equal(out["predict"], [i])
+        batcher.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads[0] != loop_thread, "the first call is measured in the replica's thread"
+    assert (threads[-1] == loop_thread) is expect_inline
