@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: install demo test lint bench bench-registry bench-serving clean
+.PHONY: install demo test lint bench bench-registry bench-serving bench-drift bench-batch browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
+# Debian's Chromium, for the tests that open reports and pages in a real browser.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 demo: install
 	$(BIN)/python demo/demo.py
 
-test: install
+test: install browser
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
@@ -31,7 +35,7 @@ lint: install
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 
-bench: bench-registry bench-serving
+bench: bench-registry bench-serving bench-drift bench-batch
 
 bench-registry: install
 	$(BIN)/python bench/registry/run.py $(BENCH_ARGS)
@@ -39,6 +43,12 @@ bench-registry: install
 bench-serving: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/serving/run.py $(BENCH_ARGS)
+
+bench-drift: install
+	$(BIN)/python bench/drift/run.py $(BENCH_ARGS)
+
+bench-batch: install
+	$(BIN)/python bench/batch/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,10 @@
 
 Run it with `make demo`. Every capability that lands extends this script:
 today it covers the registry (register with lineage and a reference profile, aliases, loading
-with integrity checks, signature enforcement, rollback) and the CLI.
+with integrity checks, signature enforcement, rollback), the CLI, the inference server (three
+protocols, hot swap), monitoring (inference log, late labels, drift, data quality, alerts
+to a webhook, objectives, an HTML report, data audits) and security (API keys with roles,
+signed models, the audit log, scans).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -35,8 +39,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_and_swap(cli: list[str], X_val: Any) -> None:
-    """Start `modelyard serve`, call it with three protocols, move the alias, watch it swap."""
+DRIFTED = ["mean radius", "mean perimeter", "mean area", "worst radius", "worst perimeter",
+           "worst area", "mean texture", "worst texture"]
+
+
+def serve_and_swap(cli: list[str], X_val: Any, y_val: Any) -> None:
+    """Start `modelyard serve`, call it with three protocols, move the alias, watch it swap,
+    then send traffic from a world that changed and its labels, which arrive later."""
     import httpx
     import tritonclient.grpc as grpcclient
 
@@ -92,10 +101,207 @@ def serve_and_swap(cli: list[str], X_val: Any) -> None:
             metrics = [line for line in http.get("/metrics").text.splitlines()
                        if line.startswith("modelyard_requests_total")]
             console.print("/metrics: " + "; ".join(metrics[:3]))
+
+            step("9. Production traffic drifts; ground truth arrives later")
+            live = X_val.copy()
+            for column in DRIFTED:  # the world changed: these features grew by 1.5 std
+                live[column] = live[column] + 1.5 * X_val[column].std()
+            labels = []
+            for i, start in enumerate(range(0, len(live), 10)):
+                chunk = live.iloc[start:start + 10]
+                request = {"id": f"demo-{i}", "inputs": [
+                    {"name": c, "shape": [len(chunk)], "datatype": "FP64",
+                     "data": chunk[c].tolist()} for c in chunk.columns]}
+                assert http.post("/v2/models/cancer/infer", json=request).status_code == 200
+                labels += [{"id": f"demo-{i}", "row": r, "label": int(y_val.iloc[start + r])}
+                           for r in range(len(chunk))]
+            console.print(f"sent {len(live)} rows in {i + 1} requests, {len(DRIFTED)} "
+                          "features shifted by 1.5 standard deviations; every prediction "
+                          "goes to the inference log off the request path")
+            answer = http.post("/v2/models/cancer/feedback", json=labels).json()
+            console.print(f"POST /v2/models/cancer/feedback -> {answer} (labels joined by "
+                          "request id)")
+            logged = [line for line in http.get("/metrics").text.splitlines()
+                      if line.startswith("modelyard_inference_log_")
+                      and not line.startswith("#")]
+            console.print("/metrics: " + "; ".join(logged[:3]))
     finally:
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=30)
-        console.print(f"SIGTERM -> the server drained and exited with code {code}")
+        console.print(f"SIGTERM -> the server drained, flushed its inference log and exited "
+                      f"with code {code}")
+
+
+class _Receiver:
+    """A webhook receiver on loopback: stands in for Slack or PagerDuty."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.alerts: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import json
+
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.alerts.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def watch(cli: list[str]) -> None:
+    """Monitoring: drift, accuracy from the late labels, alerts to a webhook, a report."""
+    receiver = _Receiver()
+    config = HOME / "monitoring.yaml"
+    config.write_text(f"""\
+window: 1h
+rules:
+  - name: cancer-drift
+    model: cancer
+    condition: "drift.share > 0.2"
+    severity: critical
+    sinks: [team]
+  - name: cancer-accuracy
+    model: cancer
+    condition: "accuracy < 0.9"
+    sinks: [team]
+sinks:
+  team:
+    type: webhook
+    url: {receiver.url}
+    secret: demo-secret
+objectives:
+  cancer:
+    - "accuracy >= 0.9"
+    - "latency_p99_ms <= 50"
+    - "error_rate <= 0.01"
+""")
+    step("10. Monitor: drift, data quality, accuracy from late labels, alerts, objectives")
+    console.print(f"$ modelyard monitor run cancer --config {config.name}")
+    subprocess.run([*cli, "monitor", "run", "cancer", "--config", str(config)], check=True)
+    for alert in receiver.alerts:
+        console.print(f"[bold red]webhook received[/] {alert['kind']}: "
+                      f"{escape(alert['message'])}")
+    console.print("$ modelyard monitor status cancer")
+    subprocess.run([*cli, "monitor", "status", "cancer", "--config", str(config)], check=True)
+    report = HOME / "cancer-report.html"
+    subprocess.run([*cli, "monitor", "report", "cancer", "--config", str(config), "-o",
+                    str(report)], check=True)
+    console.print(f"open {report} in a browser: distributions, drift, quality, trends")
+    receiver.server.shutdown()
+
+
+def secure(cli: list[str], X_val: Any) -> None:
+    """API keys with roles, signed models, the audit log, scans."""
+    import httpx
+
+    step("12. Secure it: API keys with roles, signed models, a tamper-evident audit log, scans")
+    key = subprocess.run([*cli, "keys", "create", "--name", "demo-client", "--role", "predictor",
+                          "--models", "cancer", "--expires", "90d"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    console.print(f"$ modelyard keys create --name demo-client --role predictor -> "
+                  f"{key[:20]}... (only a salted hash is stored)")
+    keys_dir = HOME / "signing"
+    subprocess.run([*cli, "sign", "--generate-key", str(keys_dir)], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([*cli, "sign", "models:/cancer/2", "--key", str(keys_dir / "private.pem")],
+                   check=True)
+    subprocess.run([*cli, "verify", "models:/cancer/2", "--trusted",
+                    str(keys_dir / "public.pem")], check=True)
+    port = _free_port()
+    env = {**os.environ, "MODELYARD_SECURITY__REQUIRE_SIGNED": "true",
+           "MODELYARD_SECURITY__TRUSTED_KEYS": f'["{keys_dir / "public.pem"}"]'}
+    server = subprocess.Popen([*cli, "serve", "models:/cancer@production", "--port", str(port),
+                               "--no-grpc", "--no-log"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            deadline = time.perf_counter() + 60
+            while True:
+                try:
+                    if http.get("/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.perf_counter() > deadline:
+                    raise SystemExit("the secured server did not become ready within 60 s")
+                time.sleep(0.05)
+            rows = X_val.head(1)
+            body = {"inputs": [{"name": c, "shape": [1], "datatype": "FP64",
+                                "data": rows[c].tolist()} for c in rows.columns]}
+            anonymous = http.post("/v2/models/cancer/infer", json=body)
+            allowed = http.post("/v2/models/cancer/infer", json=body,
+                                headers={"Authorization": f"Bearer {key}"})
+            denied = http.post("/v2/repository/models/cancer/unload",
+                               headers={"Authorization": f"Bearer {key}"})
+            console.print(f"signed v2 serves (require_signed on); no key -> "
+                          f"{anonymous.status_code}, predictor key -> {allowed.status_code}, "
+                          f"predictor unloading a model -> {denied.status_code}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    console.print("$ modelyard audit --model cancer --limit 5")
+    subprocess.run([*cli, "audit", "--model", "cancer", "--limit", "5"], check=True)
+    subprocess.run([*cli, "audit", "verify"], check=True)
+    console.print("$ modelyard scan models:/cancer@production")
+    subprocess.run([*cli, "scan", "models:/cancer@production"], check=True)
+
+
+def everywhere(cli: list[str], X_val: Any) -> None:
+    """The same model as a batch job, an offline ONNX bundle, a container and Kubernetes."""
+    step("13. Run it everywhere: batch scoring, ONNX for the edge, a container, Kubernetes")
+    batch_in, batch_out = HOME / "to-score.parquet", HOME / "scored.parquet"
+    X_val.reset_index(names="id").to_parquet(batch_in)
+    console.print("$ modelyard batch models:/cancer@production to-score.parquet "
+                  "-o scored.parquet --id-column id")
+    subprocess.run([*cli, "batch", "models:/cancer@production", str(batch_in), "-o",
+                    str(batch_out), "--id-column", "id"], check=True)
+    console.print("$ modelyard export onnx models:/cancer/2")
+    subprocess.run([*cli, "export", "onnx", "models:/cancer/2"], check=True)
+    bundle = HOME / "cancer-edge.zip"
+    subprocess.run([*cli, "export", "bundle", "models:/cancer/3", "-o", str(bundle)],
+                   check=True)
+    import zipfile
+
+    edge = HOME / "edge"
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(edge)  # our own bundle, just written
+    X_val.head(3).to_json(HOME / "edge-input.jsonl", orient="records", lines=True)
+    console.print("$ python edge/predict.py edge-input.jsonl   (numpy + onnxruntime only)")
+    subprocess.run([sys.executable, str(edge / "predict.py"), str(HOME / "edge-input.jsonl")],
+                   check=True)
+    subprocess.run([*cli, "export", "container", "models:/cancer@production", "-o",
+                    str(HOME / "container")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*cli, "export", "k8s", "models:/cancer@production", "-o",
+                    str(HOME / "k8s")], check=True, stdout=subprocess.DEVNULL)
+    files = sorted(p.name for p in (HOME / "container").iterdir()) + sorted(
+        f"k8s/{p.name}" for p in (HOME / "k8s").iterdir())
+    console.print("container context and manifests: " + ", ".join(files))
+
+
+def audit(cli: list[str], X_val: Any) -> None:
+    step("11. Audit a data file before it reaches the model")
+    dirty = X_val.head(50).copy()
+    dirty.loc[dirty.index[:5], "mean radius"] = None
+    dirty.loc[dirty.index[5:8], "mean area"] = 1e6
+    dirty = dirty.drop(columns=["worst symmetry"])
+    path = HOME / "incoming.csv"
+    dirty.to_csv(path, index=False)
+    console.print("$ modelyard data audit incoming.csv --against models:/cancer@production")
+    result = subprocess.run([*cli, "data", "audit", str(path), "--against",
+                             "models:/cancer@production"], check=False)
+    console.print(f"exit code {result.returncode}: the file fails its checks, so a pipeline "
+                  "step would stop here")
 
 
 def main() -> None:
@@ -196,12 +402,16 @@ def main() -> None:
     subprocess.run([*cli, "models", "show", "models:/cancer@production"], check=True)
 
     step("8. Serve it: Open Inference Protocol v2 (REST and gRPC), MLflow and v1 routes")
-    serve_and_swap(cli, X_val)
+    serve_and_swap(cli, X_val, y_val)
+    watch(cli)
+    audit(cli, X_val)
+    secure(cli, X_val)
+    everywhere(cli, X_val)
 
     client.close()
     console.print(Panel.fit(
         f"Registry at {HOME}\nwhole loop so far in {time.perf_counter() - started:.1f} s. "
-        "Next: monitoring, retraining, batch and edge (see the issues).",
+        "Next: validation gates, rollouts and retraining (see the issues).",
         title="modelyard demo done", border_style="green"))
 
 

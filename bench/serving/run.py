@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -121,6 +122,8 @@ TARGET_P99_MS = 30.0
 TARGET_OVERHEAD_MS = 0.3
 TARGET_IDLE_RSS_MIB = 150.0
 TARGET_READY_S = 1.5
+TARGET_LOG_ON_VS_OFF = 0.9  # serving with the inference log on: within 10% of log off
+LOG_OFF = "modelyard log off"
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -734,6 +737,36 @@ def bench_modelyard(bm: BenchModel, ctx: Context, first_model: bool) -> list[Ser
     return [r for r in runs.values() if r.points or r.note]
 
 
+def bench_modelyard_log_off(bm: BenchModel, ctx: Context) -> ServerRun | None:
+    """The same server with the inference log off, at the top concurrency only: the price of
+    logging every prediction."""
+    plan = ctx.plan
+    if plan.standin or not _selected(plan, "modelyard-nolog"):
+        return None
+    top = dataclasses.replace(plan, concurrencies=(max(plan.concurrencies),))
+    port = free_port()
+    cmd = [str(VENV_BIN / "modelyard"), "serve", f"models:/{bm.name}@production",
+           "--host", "127.0.0.1", "--port", str(port), "--no-grpc", "--no-log"]  # fmt: skip
+    run = ServerRun(bm.name, LOG_OFF)
+    try:
+        with running(
+            cmd,
+            env={"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"},
+            base=f"http://127.0.0.1:{port}",
+            ready_path="/v2/health/ready",
+            log=LOGS / f"log-off-{bm.name}.log",
+            cwd=ROOT,
+        ) as server:
+            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
+            run.points += http_points(server, oip_route(bm.name), bm, top, ctx.work, LOG_OFF)
+            run.peak_rss_mib = server.rss_mib("VmHWM")
+    except Unavailable as exc:
+        run.note = f"modelyard --no-log failed: {exc}"
+    except WrongAnswer as exc:
+        _wrong(run, exc)
+    return run
+
+
 def bench_mlserver(bm: BenchModel, ctx: Context, workers: int) -> ServerRun | None:
     key = "mlserver" if workers == 1 else "mlserver-inproc"
     if not _selected(ctx.plan, key):
@@ -890,6 +923,17 @@ def evaluate(runs: list[ServerRun], models: list[BenchModel], plan: Plan) -> lis
                 TARGET_OVERHEAD_MS,
             )
         )
+        off = _point(runs, bm.name, LOG_OFF, "OIP v2", top)
+        if off is not None:
+            checks.append(
+                _check(
+                    f"{bm.name} c={top}: {me} log on / log off req/s",
+                    ours.rps / off.rps if ours and ours.rps and off.rps else None,
+                    "x",
+                    ">=",
+                    TARGET_LOG_ON_VS_OFF,
+                )
+            )
         run = next((r for r in runs if r.server == me and r.model == bm.name), None)
         checks.append(
             _check(
@@ -1014,7 +1058,10 @@ def write_json(
 
 
 # -- main ------------------------------------------------------------------------------------
-ALL_KEYS = ("modelyard", "modelyard-invocations", "null", "mlserver", "mlserver-inproc", "mlflow")
+ALL_KEYS = (
+    "modelyard", "modelyard-invocations", "null", "modelyard-nolog", "mlserver",
+    "mlserver-inproc", "mlflow",
+)  # fmt: skip
 
 
 def _parse_only(text: str | None) -> frozenset[str]:
@@ -1126,6 +1173,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, bm in enumerate(models):
             console.rule(bm.name)
             runs += bench_modelyard(bm, ctx, first_model=i == 0)
+            if (run := bench_modelyard_log_off(bm, ctx)) is not None:
+                runs.append(run)
             for workers in (1, 0):
                 if (run := bench_mlserver(bm, ctx, workers)) is not None:
                     runs.append(run)

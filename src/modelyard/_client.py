@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from modelyard.runtimes.base import LoadOptions, SaveOptions
 from modelyard.runtimes.catalog import RuntimeCatalog
 from modelyard.runtimes.model import Model
 from modelyard.settings import Settings
+
+if TYPE_CHECKING:  # signing imports cryptography: only when a command signs
+    from modelyard.security.signing import TrustedKeys, VersionSignature
 
 __all__ = ["Client"]
 
@@ -72,7 +75,10 @@ class Client:
     @property
     def artifacts(self) -> ArtifactStore:
         if self._artifacts is None:
-            self._artifacts = ArtifactStore(self.settings.resolved_artifact_uri())
+            from modelyard.security.encryption import keyring_from_settings
+
+            self._artifacts = ArtifactStore(self.settings.resolved_artifact_uri(),
+                                            keyring=keyring_from_settings(self.settings.security))
         return self._artifacts
 
     def close(self) -> None:
@@ -106,12 +112,15 @@ class Client:
         artifacts: Mapping[str, str] | None = None,
         code_paths: Sequence[str] = (),
         code_dir: str | Path | None = None,
+        sensitive: Sequence[str] = (),
     ) -> ModelVersion:
         """Register ``model`` (an object, or a path to a saved model) as a new version of ``name``.
 
         ``data`` (training or validation inputs) gives the signature, the data fingerprint and
         the reference profile that monitoring compares live traffic against. The saved model is
         loaded back and asked to predict on the first rows before anything is stored.
+        ``sensitive`` names input columns that never reach the inference log in clear (dropped
+        or keyed-hashed, by ``settings.security.sensitive``).
 
         >>> mv = client.register(clf, name="iris", data=X, metrics={"acc": 0.97})  # doctest: +SKIP
         """
@@ -144,6 +153,8 @@ class Client:
                     sig = Signature(infer_schema(data),
                                     infer_schema(sample_out, "output") if sample_out is not None
                                     else None)
+            if sensitive:
+                sig = _mark_sensitive(sig, sensitive)
             profile_digest = None
             data_fp = None
             if data is not None:
@@ -275,7 +286,7 @@ class Client:
 
     def archive_version(self, name: str, version: int, *, restore: bool = False) -> ModelVersion:
         status = Status.READY if restore else Status.ARCHIVED
-        result = self.store.set_version_status(name, version, status)
+        result = self.store.set_version_status(name, version, status, self.settings.actor())
         assert result is not None
         return result
 
@@ -285,17 +296,72 @@ class Client:
 
     def delete_version(self, name: str, version: int) -> None:
         """Delete one version (refused while an alias points to it); its number is not reused."""
-        self.store.set_version_status(name, version, Status.DELETED)
+        self.store.set_version_status(name, version, Status.DELETED, self.settings.actor())
 
     def update_model(self, name: str, *, description: str | None = None,
                      tags: Mapping[str, str] | None = None) -> RegisteredModel:
         return self.store.update_model(name, description=description,
-                                       tags=dict(tags) if tags is not None else None)
+                                       tags=dict(tags) if tags is not None else None,
+                                       actor=self.settings.actor())
 
     def update_version(self, name: str, version: int, *, description: str | None = None,
                        tags: Mapping[str, str] | None = None) -> ModelVersion:
         return self.store.update_version(name, version, description=description,
-                                         tags=dict(tags) if tags is not None else None)
+                                         tags=dict(tags) if tags is not None else None,
+                                         actor=self.settings.actor())
+
+
+    # -- signatures --------------------------------------------------------------------------
+    def sign(self, ref: str | ModelRef, private_key_path: str | Path) -> VersionSignature:
+        """Sign a version's content, name and number with an Ed25519 private key; the
+        signature is stored with the version and recorded in the audit log.
+
+        >>> client.sign("models:/fraud/3", "keys/private.pem").key_id    # doctest: +SKIP
+        '1f0c9a2e7b3d4c55'
+        """
+        from modelyard.registry.sql.signature_store import SqlSignatureStore
+        from modelyard.security.signing import load_private_key, sign_version
+
+        key = load_private_key(private_key_path)
+        version = self.resolve(ref)
+        signature = sign_version(key, model=version.name, version=version.version,
+                                 digest=version.artifact_digest, signed_by=self.settings.actor())
+        return SqlSignatureStore(self.store.engine).add(signature)
+
+    def signatures(self, ref: str | ModelRef) -> list[VersionSignature]:
+        """The signatures stored for the version ``ref`` points to (any key, unchecked)."""
+        from modelyard.registry.sql.signature_store import SqlSignatureStore
+
+        version = self.resolve(ref)
+        return SqlSignatureStore(self.store.engine).list(version.name, version.version)
+
+    def verify(self, ref: str | ModelRef,
+               trusted: Sequence[str | Path] | TrustedKeys | None = None) -> VersionSignature:
+        """The valid signature of ``ref``'s version by a trusted key (public key files, or
+        ``settings.security.trusted_keys`` when None); raises UnsafeModelError when no trusted
+        key signed it and IntegrityError when a signature does not match the version.
+
+        >>> client.verify("models:/fraud/3", ["keys/public.pem"]).key_id  # doctest: +SKIP
+        '1f0c9a2e7b3d4c55'
+        """
+        from modelyard.registry.sql.signature_store import SqlSignatureStore
+        from modelyard.security.signing import TrustedKeys, load_trusted_keys, verify_version
+
+        keys = trusted if isinstance(trusted, TrustedKeys) else load_trusted_keys(
+            self.settings.security.trusted_keys if trusted is None else trusted)
+        version = self.resolve(ref)
+        stored = SqlSignatureStore(self.store.engine).list(version.name, version.version)
+        return verify_version(stored, model=version.name, version=version.version,
+                              digest=version.artifact_digest, trusted=keys)
+
+def _mark_sensitive(signature: Signature | None, names: Sequence[str]) -> Signature:
+    if isinstance(names, str):  # "ssn" would otherwise mark 's' and 'n'
+        names = [names]
+    if signature is None:
+        raise InvalidInputError(
+            f"Columns {list(names)} cannot be marked sensitive: the model has no signature.",
+            hint="Pass data= (or signature=) so the input columns are known.")
+    return signature.with_sensitive(names)
 
 
 def _ref(ref: str | ModelRef) -> ModelRef:

@@ -6,7 +6,8 @@ codes are mapped at the edges (``cli``, ``serving.http``), never here.
 
     ModelyardError
     ├── ConfigurationError          settings that cannot work (bad URL, missing extra)
-    │   └── DependencyMissingError  an optional extra is not installed
+    │   ├── DependencyMissingError  an optional extra is not installed
+    │   └── DecryptionError         encrypted data the configured keys cannot open
     ├── StoreUnavailableError       the registry database cannot be reached
     ├── InvalidInputError           a bad name, reference, argument or data set
     │   └── SignatureError          data that does not match a model's signature
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "ConflictError",
+    "DecryptionError",
     "DependencyMissingError",
     "IntegrityError",
     "InvalidInputError",
@@ -67,6 +69,13 @@ class DependencyMissingError(ConfigurationError):
             f"{purpose} needs the '{package}' package, which is not installed.",
             hint=f"Install it with: pip install 'modelyard[{extra}]'.",
         )
+
+
+class DecryptionError(ConfigurationError):
+    """Data encrypted at rest with a key the settings do not hold (or with no key configured).
+
+    Tampering is an :class:`IntegrityError`; this is the configuration asking for another key.
+    """
 
 
 class StoreUnavailableError(ModelyardError):

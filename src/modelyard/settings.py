@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "BatchingSettings",
     "DeploymentSettings",
+    "MonitoringSettings",
     "RegistrySettings",
+    "SecuritySettings",
     "ServingSettings",
     "Settings",
 ]
@@ -70,6 +73,10 @@ class DeploymentSettings(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
     """Per-request timeout for this model; default: the server's."""
 
+    log_sample_rate: float | None = Field(default=None, ge=0, le=1)
+    """Share of this model's requests written to the inference log; default: the
+    monitoring section's."""
+
 
 class ServingSettings(BaseModel):
     """The inference server."""
@@ -116,6 +123,83 @@ class ServingSettings(BaseModel):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
 
 
+class MonitoringSettings(BaseModel):
+    """The inference log and the monitoring loop."""
+
+    log_enabled: bool = True
+    """Log every prediction (inputs, outputs, latency) for drift, performance and audits."""
+
+    log_uri: str | None = None
+    """Where the inference log and feedback labels go: a folder or fsspec URI for Parquet
+    files (default: ``home/logs``), or ``sql`` for tables in the registry database."""
+
+    log_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    """Share of requests logged (per model overridable in a deployment)."""
+
+    log_queue_size: int = Field(default=100_000, ge=1)
+    """Records held in memory before new ones are dropped (and counted)."""
+
+    log_flush_interval_s: float = Field(default=1.0, gt=0)
+    """How often the background writer writes what is queued."""
+
+    config: Path | None = None
+    """YAML file with alert rules, notification sinks, objectives and drift/quality settings
+    (see docs/monitoring.md)."""
+
+    window: str = "1h"
+    """The window a monitoring run looks at: a duration (``1h``, ``1d``) or ``N rows``."""
+
+    every: str | None = None
+    """Run monitoring inside ``modelyard serve`` this often (``5m``); None: only on demand."""
+
+
+class SecuritySettings(BaseModel):
+    """Authentication, transport and storage protection, governance (docs/security.md)."""
+
+    auth: Literal["auto", "on", "off"] = "auto"
+    """API keys on every route: ``on``; ``off`` (``--no-auth``, loudly); ``auto``: on when any
+    key exists, and a server bound to a non-loopback address refuses to start without keys."""
+
+    tls_cert: Path | None = None
+    """PEM certificate (chain) for REST and gRPC; with ``tls_key``, the server speaks TLS."""
+
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
+
+    encryption_key: SecretStr | None = None
+    """Base64 of a 32-byte key: artifacts and inference logs are stored AES-256-GCM encrypted."""
+
+    encryption_key_file: Path | None = None
+    """File holding the encryption key (instead of ``encryption_key``)."""
+
+    require_signed: bool = False
+    """Refuse to serve a version without a valid signature by a trusted key."""
+
+    trusted_keys: list[Path] = Field(default_factory=list)
+    """Ed25519 public keys (PEM) whose signatures ``require_signed`` accepts."""
+
+    sensitive: Literal["drop", "hash"] = "hash"
+    """Columns marked sensitive in a signature reach the inference log dropped, or as a keyed
+    hash (HMAC-SHA256) that still allows joins and distinct counts."""
+
+    log_retention_days: int | None = Field(default=None, ge=1)
+    """Inference log partitions older than this are deleted (``modelyard logs prune``, and
+    daily inside ``modelyard serve``)."""
+
+    rate_limit_per_s: float | None = Field(default=None, gt=0)
+    """Requests per second allowed per API key (or client address without auth); over it: 429
+    with Retry-After."""
+
+    rate_limit_burst: int = Field(default=100, ge=1)
+    """Requests a key may send at once above its rate."""
+
+    max_json_depth: int = Field(default=32, ge=2)
+    """Deepest nesting accepted in a JSON body (400 beyond)."""
+
+    max_json_elements: int = Field(default=5_000_000, ge=1)
+    """Most values (numbers, strings) accepted in one JSON body (400 beyond)."""
+
+
 class Settings(BaseSettings):
     """All of modelyard's configuration.
 
@@ -148,6 +232,29 @@ class Settings(BaseSettings):
 
     serving: ServingSettings = Field(default_factory=ServingSettings)
 
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    encryption_key: SecretStr | None = Field(default=None, repr=False)
+    """Shorthand for ``security.encryption_key`` (``MODELYARD_ENCRYPTION_KEY``)."""
+
+    encryption_key_file: Path | None = None
+    """Shorthand for ``security.encryption_key_file`` (``MODELYARD_ENCRYPTION_KEY_FILE``)."""
+
+    @model_validator(mode="after")
+    def _encryption_shorthands(self) -> Settings:
+        if self.encryption_key is None and self.encryption_key_file is None:
+            return self
+        updates: dict[str, object] = {}
+        if self.encryption_key is not None and self.security.encryption_key is None:
+            updates["encryption_key"] = self.encryption_key
+        if self.encryption_key_file is not None and self.security.encryption_key_file is None:
+            updates["encryption_key_file"] = self.encryption_key_file
+        if updates:
+            self.security = self.security.model_copy(update=updates)
+        return self
+
     def resolved_database_url(self) -> str:
         """The database URL to use, with the embedded SQLite default filled in."""
         if self.database_url:
@@ -159,6 +266,12 @@ class Settings(BaseSettings):
         if self.artifact_uri:
             return self.artifact_uri
         return str(self.home.expanduser() / "artifacts")
+
+    def resolved_log_uri(self) -> str:
+        """Where the inference log lives, with the local default filled in."""
+        if self.monitoring.log_uri:
+            return self.monitoring.log_uri
+        return str(self.home.expanduser() / "logs")
 
     def actor(self) -> str:
         """The name recorded for changes made with these settings."""

@@ -8,7 +8,24 @@ from collections.abc import Sequence
 import typer
 from rich.markup import escape
 
-from modelyard.cli import alias, db, lifecycle, models, register, serve
+from modelyard.cli import (
+    alias,
+    audit,
+    batch,
+    data,
+    db,
+    export,
+    keys,
+    lifecycle,
+    logs,
+    models,
+    monitor,
+    register,
+    scan,
+    security,
+    serve,
+    sign,
+)
 from modelyard.cli.context import State
 from modelyard.cli.errors import INTERNAL, exit_code
 from modelyard.cli.render import err_console
@@ -26,11 +43,23 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(alias.app, name="alias")
 app.add_typer(db.app, name="db")
+app.add_typer(data.app, name="data")
 app.command("register")(register.register)
 app.command("rollback")(lifecycle.rollback)
 app.command("archive")(lifecycle.archive)
 app.command("delete")(lifecycle.delete)
 app.command("serve")(serve.serve)
+app.add_typer(monitor.app, name="monitor")
+app.command("feedback")(monitor.feedback)
+app.add_typer(keys.app, name="keys")
+app.add_typer(security.app, name="security")
+app.command("sign")(sign.sign)
+app.command("verify")(sign.verify)
+app.command("batch")(batch.batch)
+app.add_typer(audit.app, name="audit")
+app.add_typer(logs.app, name="logs")
+app.add_typer(export.app, name="export")
+app.command("scan")(scan.scan)
 
 
 @app.callback()

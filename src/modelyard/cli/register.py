@@ -33,6 +33,9 @@ def register(
                                       "file (it can run code when loaded); stored as skops."),
     trust_type: list[str] | None = typer.Option(None, "--trust-type",
                                                 help="A type a skops file may contain."),
+    sensitive: str | None = typer.Option(
+        None, "--sensitive", help="Comma-separated input columns that never reach the "
+        "inference log in clear (e.g. ssn,email)."),
     json: bool = typer.Option(False, "--json", help="Print the new version as JSON."),
 ) -> None:
     """Register a saved model file or MLflow model folder as a new version.
@@ -54,6 +57,7 @@ def register(
         path, name, data=frame, metrics=metrics, params=parse_pairs(param, "--param"),
         tags=parse_pairs(tag, "--tag"), description=description, alias=alias,
         trust_pickle=trust_pickle, trusted_types=trust_type or (),
+        sensitive=[c.strip() for c in (sensitive or "").split(",") if c.strip()],
     )
     if json:
         print_json(version.to_dict())

@@ -8,13 +8,14 @@ A schema is either *columns* (a table: names, dtypes, whether missing values occ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from modelyard.core.tabular import Columns, as_columns, dtype_name, is_missing, is_table
-from modelyard.errors import SignatureError
+from modelyard.errors import InvalidInputError, SignatureError
 
 __all__ = ["ColumnSpec", "Schema", "Signature", "TensorSpec", "infer_schema"]
 
@@ -23,14 +24,19 @@ _NUMERIC_KINDS = "biuf"
 
 @dataclass(frozen=True, slots=True)
 class ColumnSpec:
-    """One column of a table: its name, dtype and whether missing values are allowed."""
+    """One column of a table: its name, dtype, whether missing values are allowed and whether
+    it holds sensitive data (never written to the inference log in clear)."""
 
     name: str
     dtype: str
     nullable: bool = False
+    sensitive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "nullable": self.nullable}
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "nullable": self.nullable}
+        if self.sensitive:  # absent means False: signatures stored before stay byte-identical
+            out["sensitive"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,8 @@ class Schema:
     def from_dict(cls, d: dict[str, Any]) -> Schema:
         if d["kind"] == "columns":
             cols = tuple(
-                ColumnSpec(c["name"], c["dtype"], bool(c.get("nullable", False)))
+                ColumnSpec(c["name"], c["dtype"], bool(c.get("nullable", False)),
+                           bool(c.get("sensitive", False)))
                 for c in d["columns"]
             )
             return cls("columns", columns=cols)
@@ -172,6 +179,37 @@ class Signature:
 
     def validate_input(self, data: Any) -> Columns | np.ndarray:
         return self.inputs.validate(data)
+
+    @property
+    def sensitive_columns(self) -> frozenset[str]:
+        """Names of the input columns marked sensitive."""
+        return frozenset(c.name for c in self.inputs.columns if c.sensitive)
+
+    def with_sensitive(self, names: Iterable[str]) -> Signature:
+        """This signature with the input columns ``names`` marked sensitive (others unchanged).
+
+        >>> sig = Signature.infer({"ssn": ["1"], "age": [3]}).with_sensitive(["ssn"])
+        >>> sorted(sig.sensitive_columns)
+        ['ssn']
+        """
+        wanted = list(dict.fromkeys(str(n) for n in names))
+        if not wanted:
+            return self
+        if self.inputs.kind != "columns":
+            raise InvalidInputError(
+                f"Columns {wanted} cannot be marked sensitive: the model takes tensors, not "
+                "named columns.", hint="Mark columns sensitive only for tabular models.")
+        known = set(self.inputs.names)
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise InvalidInputError(
+                f"Cannot mark {unknown} sensitive: the model's input columns are "
+                f"{_preview(self.inputs.names)}.",
+                hint="Check the spelling; names are case-sensitive.")
+        chosen = set(wanted)
+        columns = tuple(replace(c, sensitive=True) if c.name in chosen else c
+                        for c in self.inputs.columns)
+        return replace(self, inputs=replace(self.inputs, columns=columns))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ on the sample looks like class probabilities (rows in [0, 1] summing to 1), the 
 from __future__ import annotations
 
 import shutil
+import threading
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -140,7 +141,7 @@ class TorchRuntime:
         kind = _file_kind(path)
         try:
             model = (torch.jit.load(str(path), map_location="cpu") if kind == "torchscript"
-                     else torch.export.load(str(path)))
+                     else _load_exported(torch, str(path)))
         except Exception as exc:
             raise UnsupportedModelError(
                 f"{str(path)!r} looks like a {kind} file but PyTorch cannot load it: {exc}",
@@ -160,8 +161,18 @@ class TorchRuntime:
             module.eval()
         else:
             # An exported program's module has no train/eval mode: it runs as it was exported.
-            module = torch.export.load(path).module()
+            module = _load_exported(torch, path).module()
         return TorchPredictor(module, meta)
+
+
+_EXPORT_LOAD_LOCK = threading.Lock()
+"""torch.export.load keeps its deserializer in a global: two loads at once (the server loading
+two versions in its threads) fail with '_CURRENT_DESERIALIZER is already set'."""
+
+
+def _load_exported(torch: Any, path: str) -> Any:
+    with _EXPORT_LOAD_LOCK:
+        return torch.export.load(path)
 
 
 def _example(sample: Any) -> np.ndarray | None:

@@ -28,12 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from modelyard.core.inference import BatchRef
 from modelyard.core.tabular import Columns
 from modelyard.errors import OverloadedError
 
-__all__ = ["BatchStats", "Batcher", "concat_inputs", "n_rows"]
+__all__ = ["BATCH_KEY", "BatchStats", "Batcher", "concat_inputs", "n_rows"]
 
 Outputs = dict[str, np.ndarray]
+BATCH_KEY = "\x00batch"
+"""Key of the :class:`BatchRef` in a request's answer (no output can be named like it)."""
 PredictFn = Callable[[Any], Outputs]
 
 
@@ -104,10 +107,13 @@ class Batcher:
 
     async def submit(self, data: Any, rows: int | None = None) -> Outputs:
         """Predict ``data`` as part of a batch; returns this request's rows of every output."""
-        return await self.enqueue(data, rows)
+        answer = await self.enqueue(data, rows)
+        answer.pop(BATCH_KEY, None)
+        return answer
 
     def enqueue(self, data: Any, rows: int | None = None) -> asyncio.Future[Outputs]:
-        """Queue ``data``; the future resolves to this request's rows of every output.
+        """Queue ``data``; the future resolves to this request's rows of every output, and
+        under ``BATCH_KEY`` the batch they came from (a :class:`BatchRef`).
 
         Must be called on the event loop. Setting an exception on the future before its batch
         starts (a timeout) removes the request from the batch."""
@@ -191,7 +197,9 @@ class Batcher:
         start = 0
         for p in live:
             end = start + p.rows
-            _settle(p, {k: v[start:end] for k, v in outputs.items()})
+            answer: dict[str, Any] = {k: v[start:end] for k, v in outputs.items()}
+            answer[BATCH_KEY] = BatchRef(merged, outputs, start, end)
+            _settle(p, answer)
             start = end
 
     async def _call(self, loop: asyncio.AbstractEventLoop, data: Any) -> Outputs:

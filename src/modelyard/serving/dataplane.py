@@ -15,10 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.core.inference import InferenceRecord, InferenceSink, NullSink
+from modelyard.core.inference import (
+    BatchRef,
+    FeedbackSink,
+    InferenceRecord,
+    InferenceSink,
+    NullSink,
+)
 from modelyard.core.signature import ColumnSpec, Schema, TensorSpec
-from modelyard.errors import InvalidInputError, ModelyardError
-from modelyard.serving.batcher import n_rows
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError, UnavailableError
+from modelyard.serving.batcher import BATCH_KEY, n_rows
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.pool import DeploymentSpec, Loaded, ModelPool
 from modelyard.settings import ServingSettings
@@ -76,24 +82,52 @@ class DataPlane:
         request_id = request_id or new_request_id()
         loaded = self.pool.get(name) if version is None else await self.pool.get_version(
             name, version)
-        wanted = self._wanted(loaded, outputs)
-        prepared = loaded.model.prepare(data)
-        timeout = loaded_timeout(loaded, self.pool, self.settings)
-        future = loaded.batcher.enqueue(prepared, n_rows(prepared))
-        # A timer on the future itself: cheaper than asyncio.wait_for, which wraps every
-        # request in extra futures and callbacks on this hot path.
-        timer = asyncio.get_running_loop().call_later(timeout, _expire, future, name, timeout)
         try:
-            result = await future
-        finally:
-            timer.cancel()
+            wanted = self._wanted(loaded, outputs)
+            prepared = loaded.model.prepare(data)
+            timeout = loaded_timeout(loaded, self.pool, self.settings)
+            future = loaded.batcher.enqueue(prepared, n_rows(prepared))
+            # A timer on the future itself: cheaper than asyncio.wait_for, which wraps every
+            # request in extra futures and callbacks on this hot path.
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, future, name,
+                                                          timeout)
+            try:
+                result = await future
+            finally:
+                timer.cancel()
+        except ModelyardError as exc:
+            # Failures are logged too (without outputs), so error rates come from the log.
+            self.sink.emit(InferenceRecord(
+                request_id=request_id, model=name, version=loaded.version.version,
+                timestamp=arrived, inputs=None, outputs={},
+                latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
+                error=type(exc).__name__))
+            raise
         picked = {k: result[k] for k in wanted}
         latency = time.perf_counter() - started
         self.sink.emit(InferenceRecord(
             request_id=request_id, model=name, version=loaded.version.version,
             timestamp=arrived, inputs=prepared, outputs=picked, latency_ms=latency * 1000.0,
-            route=route))
+            route=route, batch=batch_of(result)))
         return Prediction(name, loaded.version.version, request_id, picked)
+
+    def feedback(self, name: str, body: Any) -> int:
+        """Queue ground-truth labels for model ``name``; return how many were accepted."""
+        from modelyard.monitoring.feedback import feedback_from_json
+
+        if name not in self.pool.deployments:
+            raise NotFoundError(
+                f"This server serves no model {name!r}; it serves "
+                f"{sorted(self.pool.deployments)}.",
+                hint="Send feedback to the model that made the predictions.")
+        if not isinstance(self.sink, FeedbackSink):
+            raise UnavailableError(
+                "This server keeps no inference log, so it cannot take feedback.",
+                hint="Start it with monitoring.log_enabled=true, or record labels with "
+                     "'modelyard feedback NAME labels.csv'.")
+        table = feedback_from_json(body)
+        self.sink.add_feedback(name, table)
+        return int(table.num_rows)
 
     @staticmethod
     def _wanted(loaded: Loaded, outputs: list[str] | None) -> tuple[str, ...]:
@@ -159,6 +193,12 @@ class DataPlane:
 
     async def unload_model(self, name: str) -> None:
         await self.pool.remove(name)
+
+
+def batch_of(answer: dict[str, Any]) -> BatchRef | None:
+    """The batch a request was answered in (the batcher puts it in the answer dict)."""
+    batch = answer.get(BATCH_KEY)
+    return batch if isinstance(batch, BatchRef) else None
 
 
 def _expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:

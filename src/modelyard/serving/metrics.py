@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "ServingMetrics"]
 
@@ -41,5 +46,74 @@ class ServingMetrics:
             "modelyard_model_swaps", "Times an alias moved and the server switched versions.",
             ["model"], registry=self.registry)
 
+    def watch_log(self, stats: Callable[[], Mapping[str, int]],
+                  queued: Callable[[], int]) -> None:
+        """Export the inference log's counters (written, dropped, ...) at scrape time."""
+        self.registry.register(_LogCollector(stats, queued))
+
+    def watch_monitor(self, latest: Callable[[], Mapping[str, Any]]) -> None:
+        """Export objectives and firing alerts of the latest monitoring results."""
+        self.registry.register(_MonitorCollector(latest))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LogCollector(Collector):
+    """Reads the inference log's plain counters when scraped: the request path only bumps
+    integers, never a Prometheus metric, for records it logs or drops."""
+
+    _HELP: ClassVar[dict[str, str]] = {
+        "written": "Inference records written to the inference log.",
+        "dropped": "Inference records dropped because the log queue was full.",
+        "sampled_out": "Inference records not logged because of the sample rate.",
+        "failed": "Inference records lost to a failed write.",
+        "feedback_written": "Ground-truth labels written to the inference log.",
+    }
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]], queued: Callable[[], int]):
+        self._stats = stats
+        self._queued = queued
+
+    def collect(self) -> Iterator[Metric]:
+        values = self._stats()
+        for name, text in self._HELP.items():
+            yield CounterMetricFamily(f"modelyard_inference_log_{name}", text,
+                                      value=values.get(name, 0))
+        yield GaugeMetricFamily("modelyard_inference_log_queued",
+                                "Inference records waiting to be written.", value=self._queued())
+
+
+_STATUSES = ("met", "at_risk", "breached", "unknown")
+
+
+class _MonitorCollector(Collector):
+    """Objectives (value, target and one-hot status) and firing alerts per model, from the
+    latest run of the in-process monitoring loop."""
+
+    def __init__(self, latest: Callable[[], Mapping[str, Any]]) -> None:
+        self._latest = latest
+
+    def collect(self) -> Iterator[Metric]:
+        value = GaugeMetricFamily("modelyard_objective_value",
+                                  "Current value of an objective's metric.",
+                                  labels=["model", "objective"])
+        target = GaugeMetricFamily("modelyard_objective_target", "An objective's target.",
+                                   labels=["model", "objective"])
+        status = GaugeMetricFamily("modelyard_objective_status",
+                                   "1 for the objective's current status (met, at_risk, "
+                                   "breached, unknown).",
+                                   labels=["model", "objective", "status"])
+        firing = GaugeMetricFamily("modelyard_alert_firing", "1 for every alert firing now.",
+                                   labels=["model", "rule", "severity"])
+        for model, result in sorted(self._latest().items()):
+            for s in result.objectives:
+                expression = s.objective.expression
+                if s.value is not None:
+                    value.add_metric([model, expression], s.value)
+                target.add_metric([model, expression], s.objective.target)
+                for name in _STATUSES:
+                    status.add_metric([model, expression, name], float(s.status == name))
+            for alert in result.firing:
+                firing.add_metric([model, alert["rule"], str(alert.get("severity", ""))], 1.0)
+        yield from (value, target, status, firing)

@@ -161,7 +161,14 @@ class ModelPool:
                 try:
                     await self.refresh(dep.spec.name)
                 except Exception as exc:  # the registry may be briefly unreachable
-                    log.warning("Could not refresh %s: %s", dep.spec.ref, exc)
+                    # The reason shows in the repository index (the old version, if any, keeps
+                    # serving) and in the log once, not on every poll.
+                    kept = dep.current
+                    reason = str(exc) if kept is None else (
+                        f"Kept version {kept.version.version}: {exc}")
+                    if reason != dep.error:
+                        log.warning("Could not refresh %s: %s", dep.spec.ref, reason)
+                    dep.error = reason
 
     async def refresh(self, name: str) -> bool:
         """Re-resolve a deployment's reference; swap if it points elsewhere. True if swapped."""
@@ -171,6 +178,7 @@ class ModelPool:
             version = await asyncio.to_thread(self.source.resolve, dep.spec.ref)
             old = dep.current
             if old is not None and old.version.version == version.version:
+                dep.error = None  # serving what the reference points to (again)
                 return False
             new = await self._load(dep.spec, version)
             dep.current, dep.error = new, None  # the swap: atomic on the event loop

@@ -176,3 +176,18 @@ def test_torch_is_imported_only_when_used(
     monkeypatch.setitem(sys.modules, "torch", None)  # as if it were not installed
     with pytest.raises(DependencyMissingError, match=r"pip install 'modelyard\[torch\]'"):
         TorchRuntime().load(tmp_path, {"kind": "exported"}, LoadOptions())
+
+
+def test_exported_programs_load_from_several_threads_at_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from modelyard.runtimes.torch import _load_exported
+
+    program = torch.export.export(torch.nn.Linear(3, 1).eval(), (torch.zeros(2, 3),))
+    path = tmp_path / "m.pt2"
+    torch.export.save(program, str(path))
+    with ThreadPoolExecutor(4) as pool:
+        modules = list(pool.map(lambda _: _load_exported(torch, str(path)), range(8)))
+    assert len(modules) == 8

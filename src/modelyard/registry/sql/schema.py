@@ -31,7 +31,7 @@ __all__ = [
     "registered_models",
 ]
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 """The newest Alembic revision; a test keeps it equal to the migration scripts' head."""
 
 metadata = MetaData(

@@ -26,6 +26,7 @@ from modelyard.core.names import validate_alias, validate_model_name
 from modelyard.core.references import ModelRef
 from modelyard.core.signature import Signature
 from modelyard.errors import ConflictError, NotFoundError
+from modelyard.registry.sql.audit import append_audit
 from modelyard.registry.sql.engine import (
     connect_error,
     ensure_schema,
@@ -167,6 +168,14 @@ class SqlRegistryStore:
                     profile_digest=new.profile_digest,
                 )
             )
+            append_audit(conn, actor=new.created_by, action="version.register",
+                         target=f"models:/{new.name}/{number}", model=new.name,
+                         after={"version": number, "format": new.format,
+                                "artifact_digest": new.artifact_digest,
+                                "size_bytes": new.size_bytes,
+                                "parent_version": lineage.parent_version,
+                                "description": new.description, "tags": new.tags},
+                         at=now.timestamp())
         return self.get_version(new.name, number)
 
     def _ensure_model(self, conn: Connection, name: str, now: datetime) -> None:
@@ -216,6 +225,12 @@ class SqlRegistryStore:
         now = _now()
         with write_connection(self.engine) as conn:
             row = self._model_row(conn, name)
+            before: dict[str, Any] = {"status": row.status}
+            if status is Status.DELETED:
+                before["aliases"] = self._alias_map(conn, row.id)
+            append_audit(conn, actor=actor, action=f"model.{_STATUS_VERB[status]}",
+                         target=f"models:/{name}", model=name, before=before,
+                         after={"status": status.value}, at=now.timestamp())
             conn.execute(update(_RM).where(_RM.c.id == row.id).values(status=status.value,
                                                                        updated_at=now))
             if status is Status.DELETED:
@@ -232,7 +247,8 @@ class SqlRegistryStore:
         return self.get_model(name)
 
     def update_model(self, name: str, *, description: str | None = None,
-                     tags: dict[str, str] | None = None) -> RegisteredModel:
+                     tags: dict[str, str] | None = None,
+                     actor: str = "unknown") -> RegisteredModel:
         with write_connection(self.engine) as conn:
             row = self._model_row(conn, name)
             values: dict[str, Any] = {"updated_at": _now()}
@@ -241,6 +257,7 @@ class SqlRegistryStore:
             if tags is not None:
                 values["tags"] = {**(row.tags or {}), **{str(k): str(v) for k, v in tags.items()}}
             conn.execute(update(_RM).where(_RM.c.id == row.id).values(**values))
+            _audit_update(conn, actor, "model.update", f"models:/{name}", name, row, values)
         return self.get_model(name)
 
     # -- versions --------------------------------------------------------------------------
@@ -264,7 +281,8 @@ class SqlRegistryStore:
             alias_map = self._alias_map(conn, model.id)
             return [self._to_version(conn, name, r, alias_map) for r in rows]
 
-    def set_version_status(self, name: str, version: int, status: Status) -> ModelVersion | None:
+    def set_version_status(self, name: str, version: int, status: Status,
+                           actor: str = "unknown") -> ModelVersion | None:
         with write_connection(self.engine) as conn:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model, version)
@@ -277,10 +295,14 @@ class SqlRegistryStore:
                     "VERSION (or modelyard rollback).",
                 )
             conn.execute(update(_MV).where(_MV.c.id == row.id).values(status=status.value))
+            append_audit(conn, actor=actor, action=f"version.{_STATUS_VERB[status]}",
+                         target=f"models:/{name}/{version}", model=name,
+                         before={"status": row.status}, after={"status": status.value})
         return None if status is Status.DELETED else self.get_version(name, version)
 
     def update_version(self, name: str, version: int, *, description: str | None = None,
-                       tags: dict[str, str] | None = None) -> ModelVersion:
+                       tags: dict[str, str] | None = None,
+                       actor: str = "unknown") -> ModelVersion:
         with write_connection(self.engine) as conn:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model, version)
@@ -291,6 +313,8 @@ class SqlRegistryStore:
                 values["tags"] = {**(row.tags or {}), **{str(k): str(v) for k, v in tags.items()}}
             if values:
                 conn.execute(update(_MV).where(_MV.c.id == row.id).values(**values))
+                _audit_update(conn, actor, "version.update", f"models:/{name}/{version}", name,
+                              row, values)
         return self.get_version(name, version)
 
     # -- references and aliases --------------------------------------------------------------
@@ -372,7 +396,7 @@ class SqlRegistryStore:
                                                         aliases.c.alias == alias))
                              .values(version=version, updated_at=now))
             return self._record(conn, model.id, alias, previous, version, actor, now, reason,
-                                name=name)
+                                name=name, action="alias.set")
 
     def delete_alias(self, name: str, alias: str, actor: str, reason: str = "") -> AliasChange:
         now = _now()
@@ -382,7 +406,7 @@ class SqlRegistryStore:
             conn.execute(delete(aliases).where(and_(aliases.c.model_id == model.id,
                                                     aliases.c.alias == alias)))
             return self._record(conn, model.id, alias, previous, None, actor, now, reason,
-                                name=name)
+                                name=name, action="alias.delete")
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasChange]:
         """Every move of the model's aliases (or of one alias), oldest first."""
@@ -417,7 +441,8 @@ class SqlRegistryStore:
                                                     aliases.c.alias == alias))
                          .values(version=target, updated_at=now))
             return self._record(conn, model.id, alias, current, target, actor, now,
-                                reason or f"rollback from version {current}", name=name)
+                                reason or f"rollback from version {current}", name=name,
+                                action="alias.rollback")
 
     def _previous_target(self, conn: Connection, model_id: int, current: int,
                          events: Iterable[Row[Any, Any]]) -> int | None:
@@ -438,10 +463,14 @@ class SqlRegistryStore:
     # -- helpers ---------------------------------------------------------------------------
     def _record(self, conn: Connection, model_id: int, alias: str, from_v: int | None,
                 to_v: int | None, actor: str, at: datetime, reason: str,
-                name: str | None = None) -> AliasChange:
+                name: str | None = None, action: str | None = None) -> AliasChange:
         conn.execute(insert(alias_events).values(
             model_id=model_id, alias=alias, from_version=from_v, to_version=to_v, actor=actor,
             at=at, reason=reason))
+        if action is not None and name is not None:
+            # The audit entry carries the move itself: before = old version, after = new.
+            append_audit(conn, actor=actor, action=action, target=f"models:/{name}@{alias}",
+                         model=name, before=from_v, after=to_v, at=at.timestamp())
         return AliasChange(name or "", alias, from_v, to_v, actor, at, reason)
 
     def _model_row(self, conn: Connection, name: str) -> Row[Any]:
@@ -520,6 +549,18 @@ class SqlRegistryStore:
     def _to_change(self, name: str, row: Row[Any]) -> AliasChange:
         return AliasChange(name, row.alias, row.from_version, row.to_version, row.actor,
                            _utc(row.at), row.reason)
+
+
+_STATUS_VERB = {Status.READY: "restore", Status.ARCHIVED: "archive", Status.DELETED: "delete"}
+
+
+def _audit_update(conn: Connection, actor: str, action: str, target: str, name: str,
+                  row: Row[Any], values: dict[str, Any]) -> None:
+    """Audit a description/tag change: before and after hold only the fields that changed."""
+    fields = [f for f in ("description", "tags") if f in values]
+    append_audit(conn, actor=actor, action=action, target=target, model=name,
+                 before={f: getattr(row, f) for f in fields},
+                 after={f: values[f] for f in fields})
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -6,11 +6,13 @@ import grpc
 
 from modelyard.errors import (
     ConflictError,
+    IntegrityError,
     InvalidInputError,
     ModelyardError,
     NotFoundError,
     PredictionError,
     UnavailableError,
+    UnsafeModelError,
     UnsupportedModelError,
 )
 from modelyard.serving.dataplane import RequestTimeoutError
@@ -23,6 +25,8 @@ _CODES: list[tuple[type[ModelyardError], grpc.StatusCode]] = [
     (UnsupportedModelError, grpc.StatusCode.INVALID_ARGUMENT),     # 400
     (NotFoundError, grpc.StatusCode.NOT_FOUND),                    # 404
     (ConflictError, grpc.StatusCode.FAILED_PRECONDITION),          # 409
+    (UnsafeModelError, grpc.StatusCode.FAILED_PRECONDITION),       # 409: unsigned, untrusted
+    (IntegrityError, grpc.StatusCode.FAILED_PRECONDITION),         # 409: tampered artifact
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),               # 503, OverloadedError too
     (RequestTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),      # 504
     (PredictionError, grpc.StatusCode.INTERNAL),                   # 500

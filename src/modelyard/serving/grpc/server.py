@@ -20,18 +20,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 
 from modelyard.errors import ConfigurationError, InvalidInputError, ModelyardError
 from modelyard.protocol import v2
+from modelyard.security.policy import GRPC_OPERATIONS
+from modelyard.serving.auth import Denial, Guard, bearer_token
 from modelyard.serving.dataplane import DataPlane, new_request_id
 from modelyard.serving.grpc import codec
 from modelyard.serving.grpc._generated import open_inference_grpc_pb2 as pb
 from modelyard.serving.grpc._generated import open_inference_grpc_pb2_grpc as pb_grpc
 from modelyard.serving.grpc.errors import code_of
 from modelyard.serving.http.errors import status_of
+
+if TYPE_CHECKING:
+    from modelyard.security.tls import TlsFiles
 
 __all__ = ["GrpcServer", "InferenceServicer", "start_grpc_server"]
 
@@ -225,6 +230,81 @@ def _repository_model_name(
     return name
 
 
+# -- authentication ---------------------------------------------------------------------------
+
+_DENIAL_CODES = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED,
+                 429: grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+def _model_of(method: str) -> Callable[[Any], str | None]:
+    """How to find the model a call of ``method`` touches, in its request message."""
+    if method in ("ModelReady", "ModelMetadata"):
+        return lambda request: request.name or None
+    if method == "ModelInfer":
+        return lambda request: request.model_name or None
+    if method in ("RepositoryModelLoad", "RepositoryModelUnload"):
+        return lambda request: request.model_name or request.repository_name or None
+    return lambda request: None
+
+
+def _peer_host(context: Any) -> str | None:
+    peer = str(context.peer() or "")  # "ipv4:10.0.0.7:51234", "ipv6:[::1]:51234"
+    _, _, address = peer.partition(":")
+    return address.rpartition(":")[0].strip("[]") or None
+
+
+class _AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Checks every call with the guard before its handler runs, from the metadata
+    ``authorization: Bearer <key>`` or ``x-api-key: <key>``. The model is read from the
+    request message, so the check wraps each method's handler (built once per method)."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self._wrapped: dict[str, Any] = {}
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: Any) -> Any:
+        method: str = details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(details)
+            if handler is None or handler.unary_unary is None:
+                return handler  # UNIMPLEMENTED (or a streaming method this service lacks)
+            wrapped = self._wrapped[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Any) -> Any:
+        short = method.rpartition("/")[2]
+        # A method the policy does not list needs admin (the guard's default for "").
+        operation = GRPC_OPERATIONS.get(short, "")
+        model_of = _model_of(short)
+        inner = handler.unary_unary
+        guard = self.guard
+
+        async def guarded(request: Any, context: Any) -> Any:
+            if not guard.active:  # keys off (auth=auto with none yet) and no rate limit
+                return await inner(request, context)
+            authorization = api_key = None
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization":
+                    authorization = value
+                elif key == "x-api-key":
+                    api_key = value
+            verdict = guard.check(bearer_token(authorization, api_key), operation,
+                                  model_of(request),
+                                  _peer_host(context) if guard.limiter is not None else None)
+            if isinstance(verdict, Denial):
+                trailing = (() if verdict.retry_after_s is None
+                            else (("retry-after", str(verdict.retry_after_s)),))
+                await context.abort(_DENIAL_CODES[verdict.status], verdict.message,
+                                    trailing_metadata=trailing)
+            return await inner(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+
 # -- the server -------------------------------------------------------------------------------
 
 
@@ -252,14 +332,18 @@ def _address(host: str, port: int) -> str:
 
 
 async def start_grpc_server(plane: DataPlane, host: str = "127.0.0.1",
-                            port: int = 8081) -> GrpcServer:
+                            port: int = 8081, *, tls: TlsFiles | None = None,
+                            guard: Guard | None = None) -> GrpcServer:
     """Serve ``plane`` over gRPC on ``host:port`` in the running event loop; port 0 picks a
     free port (``GrpcServer.port`` says which). Loading the models is the caller's business
-    (``await pool.start()``), as for the REST app.
+    (``await pool.start()``), as for the REST app. With ``tls`` (checked by
+    :func:`modelyard.security.tls.load_tls`), the port speaks TLS only. With ``guard``, every
+    call is authenticated, authorized and rate-limited before its handler runs.
 
     Raises :class:`~modelyard.errors.ConfigurationError` when the address cannot be bound.
     """
-    server = grpc.aio.server(options=[
+    interceptors = [_AuthInterceptor(guard)] if guard is not None else None
+    server = grpc.aio.server(interceptors=interceptors, options=[
         # The same limit as the REST body; gRPC's own default is 4 MiB.
         ("grpc.max_receive_message_length", plane.settings.max_body_bytes),
         ("grpc.max_send_message_length", -1),
@@ -271,7 +355,11 @@ async def start_grpc_server(plane: DataPlane, host: str = "127.0.0.1",
         InferenceServicer(plane), server)
     address = _address(host, port)
     try:
-        bound = server.add_insecure_port(address)
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
+            bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpcio >= 1.59 raises; older versions return 0
         bound, reason = 0, str(exc)
     else:
@@ -283,5 +371,6 @@ async def start_grpc_server(plane: DataPlane, host: str = "127.0.0.1",
             hint="Choose another serving.grpc_port (or --grpc-port), or --no-grpc.",
         )
     await server.start()
-    log.info("gRPC server listening on %s", _address(host, bound))
+    log.info("gRPC server listening on %s%s", _address(host, bound),
+             "" if tls is None else " (TLS)")
     return GrpcServer(server, host, bound)

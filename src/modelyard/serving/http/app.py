@@ -25,10 +25,13 @@ from modelyard.protocol import mlflow as mlflow_codec
 from modelyard.protocol import tfserving as tf_codec
 from modelyard.protocol import torchserve as ts_codec
 from modelyard.protocol import v2
+from modelyard.protocol._json import check_json_limits
+from modelyard.serving.auth import Denial, Guard, bearer_token
 from modelyard.serving.dataplane import DataPlane, new_request_id
 from modelyard.serving.http.errors import status_of
 from modelyard.serving.http.openapi import openapi_document
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST
+from modelyard.settings import SecuritySettings
 
 __all__ = ["RestApp"]
 
@@ -42,6 +45,19 @@ _JSON = [(b"content-type", b"application/json")]
 _NULL_ANSWER = (b'{"model_name":"null","outputs":[{"name":"predict","shape":[1],'
                 b'"datatype":"INT64","data":[0]}]}')
 
+# The policy operation of each handler (modelyard.security.policy.OPERATIONS says what each
+# needs). A handler missing here needs the admin role: a new route is closed until listed.
+_OPERATIONS: dict[str, str] = {
+    "_live": "server.live", "_ready": "server.ready", "_server_metadata": "server.metadata",
+    "_repo_index": "repository.index", "_repo_load": "repository.load",
+    "_repo_unload": "repository.unload", "_invocations": "model.infer",
+    "_ping": "server.health", "_version": "server.version", "_metrics": "server.metrics",
+    "_openapi_json": "server.openapi", "_model_ready": "model.ready",
+    "_model_metadata": "model.metadata", "_infer": "model.infer",
+    "_feedback": "model.feedback", "_null": "server.null", "_v1_predict": "model.infer",
+    "_v1_status": "model.status", "_torchserve": "model.infer",
+}
+
 
 class _Reply(Exception):
     """Raised inside a handler to answer at once (bad content type, body too large...)."""
@@ -52,12 +68,13 @@ class _Reply(Exception):
 
 
 class _Request:
-    __slots__ = ("body", "headers", "method", "path", "query", "request_id", "route")
+    __slots__ = ("body", "client", "headers", "method", "path", "query", "request_id", "route")
 
     def __init__(self, scope: Scope) -> None:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
+        self.client: tuple[str, int] | None = scope.get("client")
         headers: dict[bytes, bytes] = {}
         for key, value in scope["headers"]:
             headers[key] = value
@@ -77,8 +94,13 @@ class RestApp:
 
     def __init__(self, plane: DataPlane, *, null_route: bool = False,
                  on_startup: list[Callable[[], Awaitable[None]]] | None = None,
-                 on_shutdown: list[Callable[[], Awaitable[None]]] | None = None) -> None:
+                 on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+                 guard: Guard | None = None,
+                 json_limits: tuple[int, int] | None = None) -> None:
         self.plane = plane
+        self.guard = guard
+        # (security.max_json_depth, security.max_json_elements); None: the settings' defaults.
+        self.json_limits = json_limits or _DEFAULT_JSON_LIMITS
         self.metrics = plane.metrics
         self.max_body = plane.settings.max_body_bytes
         self.null_route = null_route
@@ -142,8 +164,14 @@ class RestApp:
                         receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         try:
             handler, args = self._route(request)
+            if self.guard is not None and self.guard.active:  # before the body is read
+                denied = self._authorize(request, handler, args)
+                if denied is not None:
+                    return denied
             if request.method == "POST":
                 request.body = await self._read_body(request, receive)
+                if request.body:
+                    self._check_json(request)
             return await handler(request, *args)  # type: ignore[no-any-return]
         except _Reply as reply:
             return reply.status, orjson.dumps(reply.body), [*_JSON, *reply.headers]
@@ -152,6 +180,27 @@ class RestApp:
         except Exception as exc:  # a bug must not take the server down: answer 500
             log.exception("unhandled error on %s %s", request.method, request.path)
             return self._error(request, 500, exc)
+
+    def _authorize(self, request: _Request, handler: Callable[..., Any],
+                   args: tuple[Any, ...]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        assert self.guard is not None
+        operation = _OPERATIONS.get(handler.__name__, "")
+        # Model routes take the model name first; /invocations without one scores the default.
+        model = args[0] if args else (
+            next(iter(self.plane.pool.deployments), None) if handler == self._invocations
+            else None)
+        headers = request.headers
+        verdict = self.guard.check(
+            bearer_token(headers.get(b"authorization"), headers.get(b"x-api-key")),
+            operation, model, request.client[0] if request.client else None)
+        if not isinstance(verdict, Denial):
+            return None
+        extra: list[tuple[bytes, bytes]] = []
+        if verdict.status == 401:
+            extra.append((b"www-authenticate", b'Bearer realm="modelyard"'))
+        if verdict.retry_after_s is not None:
+            extra.append((b"retry-after", str(verdict.retry_after_s).encode()))
+        return verdict.status, orjson.dumps({"error": verdict.message}), [*_JSON, *extra]
 
     def _error(self, request: _Request, status: int,
                exc: BaseException) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -176,6 +225,9 @@ class RestApp:
         size = 0
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # gone, or dropped for reading too slowly
+                raise _Reply(400, {"error": "The client disconnected before the whole body "
+                                            "arrived."})
             chunk = message.get("body", b"")
             if chunk:
                 size += len(chunk)
@@ -186,6 +238,22 @@ class RestApp:
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _check_json(self, request: _Request) -> None:
+        """Nesting and size limits of a JSON body, checked on its bytes before any parsing
+        (400 naming the limit). CSV bodies are not JSON; of a binary v2 body only the JSON
+        header counts."""
+        content_type = request.headers.get(b"content-type", b"")
+        if content_type[:8].lower() == b"text/csv":
+            return
+        body: bytes | memoryview = request.body
+        header = request.headers.get(b"inference-header-content-length")
+        if header is not None:
+            if not header.isdigit():
+                return  # the v2 decoder names the bad header
+            body = memoryview(request.body)[: int(header)]
+        depth, elements = self.json_limits
+        check_json_limits(body, max_depth=depth, max_elements=elements)
 
     # -- routing ---------------------------------------------------------------------------
     def _route(self, request: _Request) -> tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]:
@@ -226,6 +294,8 @@ class RestApp:
         if request.method == "POST" and action == "infer" and len(rest) == 1:
             request.route = "v2"
             return self._infer, (name, version)
+        if request.method == "POST" and action == "feedback" and len(rest) == 1:
+            return self._feedback, (name,)
         if request.method == "GET" and action == "ready" and len(rest) == 1:
             return self._model_ready, (name, version)
         if request.method == "GET" and not rest:
@@ -308,6 +378,15 @@ class RestApp:
         finally:
             self.metrics.requests.labels(name, model_version, "v2", str(status)).inc()
             self.metrics.latency.labels(name, "v2").observe(time.perf_counter() - started)
+
+    async def _feedback(self, request: _Request, name: str) -> tuple[int, bytes, list[Any]]:
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInputError(f"The feedback body is not valid JSON: {exc}",
+                                    hint='Send {"id": "<request id>", "label": ...}.') from None
+        accepted = self.plane.feedback(name, body)
+        return 202, orjson.dumps({"accepted": accepted}), list(_JSON)
 
     async def _null(self, request: _Request) -> tuple[int, bytes, list[Any]]:
         return 200, _NULL_ANSWER, list(_JSON)
@@ -416,6 +495,10 @@ class RestApp:
         if self._openapi is None:
             self._openapi = orjson.dumps(openapi_document(self.plane.server_version))
         return 200, self._openapi, list(_JSON)
+
+
+_DEFAULT_JSON_LIMITS = (SecuritySettings.model_fields["max_json_depth"].default,
+                        SecuritySettings.model_fields["max_json_elements"].default)
 
 
 def _version(text: str) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from modelyard.errors import (
     ConflictError,
+    IntegrityError,
     InvalidInputError,
     ModelyardError,
     NotFoundError,
     OverloadedError,
     PredictionError,
     UnavailableError,
+    UnsafeModelError,
     UnsupportedModelError,
 )
 from modelyard.serving.dataplane import RequestTimeoutError
@@ -21,6 +23,8 @@ _STATUS: list[tuple[type[ModelyardError], int]] = [
     (UnsupportedModelError, 400),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (UnsafeModelError, 409),  # a version the server may not serve (unsigned, untrusted types)
+    (IntegrityError, 409),  # its artifacts changed since registration
     (OverloadedError, 503),
     (UnavailableError, 503),
     (RequestTimeoutError, 504),

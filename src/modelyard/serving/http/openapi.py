@@ -55,7 +55,9 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _errors(*codes: int, mlflow: bool = False) -> dict[str, Any]:
     text = {400: "Bad input: the message names the input and what was expected.",
-            404: "Unknown model or version.", 413: "Request body too large.",
+            404: "Unknown model or version.",
+            409: "The version may not be served (unsigned, untrusted or changed artifacts).",
+            413: "Request body too large.",
             415: "Unsupported content type.", 500: "The model failed.",
             503: "Model loading or server overloaded (see Retry-After).",
             504: "The model did not answer in time."}
@@ -66,7 +68,7 @@ def _errors(*codes: int, mlflow: bool = False) -> dict[str, Any]:
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _VERSION = {"name": "version", "in": "path", "required": True,
             "schema": {"type": "integer", "minimum": 1}}
-_INFER_ERRORS = (400, 404, 413, 500, 503, 504)
+_INFER_ERRORS = (400, 404, 409, 413, 500, 503, 504)
 
 
 def _infer_op(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,6 +108,20 @@ _SCORING_BODY = {"required": True, "content": {
 _PREDICTIONS = _json({"type": "object", "properties": {"predictions": {"type": "array"}}})
 
 
+_LABEL = {"type": "object", "required": ["id", "label"], "properties": {
+    "id": {"type": "string", "minLength": 1},
+    "row": {"type": "integer", "minimum": 0},
+    "label": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}}}
+_FEEDBACK_OP = {"post": {
+    "summary": "Ground truth for earlier predictions, joined by request id",
+    "parameters": [_NAME],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+        _LABEL, {"type": "array", "minItems": 1, "items": _LABEL}]}}}},
+    "responses": {"202": _json({"type": "object", "required": ["accepted"], "properties": {
+        "accepted": {"type": "integer"}}}, "Labels queued for the log."),
+        **_errors(400, 404, 413, 503)}}}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     """The document; built once per server."""
     v = [_NAME, _VERSION]
@@ -121,6 +137,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         "/v2/models/{name}/ready": _model_ready([_NAME]),
         "/v2/models/{name}/versions/{version}/ready": _model_ready(v),
         "/v2/models/{name}/infer": _infer_op("Inference (OIP v2)", [_NAME]),
+        "/v2/models/{name}/feedback": _FEEDBACK_OP,
         "/v2/models/{name}/versions/{version}/infer": _infer_op("Inference on a version", v),
         "/v2/repository/index": {"post": {"summary": "Models and their state", "responses": {
             "200": _json({"type": "array", "items": {"type": "object"}})}}},
@@ -168,4 +185,33 @@ def openapi_document(version: str) -> dict[str, Any]:
     }
     return {"openapi": "3.1.0",
             "info": {"title": "modelyard inference server", "version": version},
-            "paths": paths}
+            "paths": _secure(paths),
+            "components": {"securitySchemes": _SECURITY_SCHEMES},
+            "security": [{"bearer": []}, {"apiKey": []}]}
+
+
+# API keys (docs/security-auth.md): either scheme works. The probes stay open.
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "An API key: 'Authorization: Bearer my_...'."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "The same API key in the X-API-Key header."},
+}
+_PUBLIC_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
+_AUTH_ERRORS = {
+    "401": _json(_ERROR, "No API key, or one that is unknown, revoked or expired "
+                         "(WWW-Authenticate: Bearer)."),
+    "403": _json(_ERROR, "The key's role or model list does not allow this."),
+    "429": _json(_ERROR, "The key's rate limit is exceeded (see Retry-After)."),
+}
+
+
+def _secure(paths: dict[str, Any]) -> dict[str, Any]:
+    """Mark the probes as needing no key; add the answers of the key check to the rest.
+    (New dicts: some path items are module-level constants.)"""
+    return {
+        path: {method: ({**operation, "security": []} if path in _PUBLIC_PATHS else
+                        {**operation, "responses": {**operation["responses"], **_AUTH_ERRORS}})
+               for method, operation in item.items()}
+        for path, item in paths.items()
+    }
