@@ -8,6 +8,7 @@ the version number and inserts the version.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -22,7 +23,7 @@ from modelyard.core.names import validate_alias, validate_model_name
 from modelyard.core.references import ModelRef
 from modelyard.core.signature import Signature, infer_schema
 from modelyard.core.tabular import as_columns, is_table
-from modelyard.errors import InvalidInputError, ModelyardError, PredictionError
+from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError, PredictionError
 from modelyard.monitoring.profile import (
     ReferenceProfile,
     compute_profile,
@@ -39,6 +40,8 @@ from modelyard.runtimes.model import Model
 from modelyard.settings import Settings
 
 if TYPE_CHECKING:  # signing imports cryptography: only when a command signs
+    from modelyard.core.rollout import Decision, Rollout, RolloutPolicy
+    from modelyard.registry.sql.rollout_store import SqlRolloutStore
     from modelyard.security.signing import TrustedKeys, VersionSignature
 
 __all__ = ["Client"]
@@ -278,6 +281,89 @@ class Client:
     def rollback(self, name: str, alias: str = "production", *, reason: str = "") -> AliasChange:
         """Return ``alias`` to the version it pointed to before the current one."""
         return self.store.rollback(name, alias, self.settings.actor(), reason)
+
+    # -- rollouts ----------------------------------------------------------------------------
+    @property
+    def rollouts(self) -> SqlRolloutStore:
+        from modelyard.registry.sql.rollout_store import SqlRolloutStore
+
+        return SqlRolloutStore(self.store)
+
+    def start_rollout(self, name: str, challenger: int, *, mode: str = "canary",
+                      weight: float | None = None, steps: Sequence[float] | None = None,
+                      alias: str = "production", policy: RolloutPolicy | None = None,
+                      reason: str = "") -> Rollout:
+        """Start rolling ``challenger`` out against the version ``alias`` points to.
+
+        Servers that follow ``models:/NAME@ALIAS`` pick it up within ``serving.alias_poll_s``
+        and drive it: steps advance while the challenger holds its objectives, and it is
+        rolled back automatically when it does worse than the champion.
+
+        >>> client.start_rollout("fraud", 5, mode="canary", steps=[0.1, 0.5, 1.0])  # doctest: +SKIP
+        """
+        from modelyard.core.rollout import RolloutPolicy
+
+        policy = policy or RolloutPolicy()
+        if steps is not None:
+            policy = dataclasses.replace(policy, steps=tuple(float(w) for w in steps))
+        elif weight is not None and mode != "shadow":
+            # One explicit weight and no steps: start there, then the default steps above it.
+            policy = dataclasses.replace(policy, steps=(float(weight), *(
+                w for w in policy.steps if w > weight)))
+        return self.rollouts.start(name, challenger, mode=mode, policy=policy,
+                                   actor=self.settings.actor(), alias=alias, weight=weight,
+                                   reason=reason)
+
+    def get_rollout(self, name: str) -> Rollout | None:
+        """The model's active rollout, or None."""
+        return self.rollouts.active(name)
+
+    def active_rollout(self, name: str) -> Rollout | None:
+        """Same as :meth:`get_rollout`; what serving's rollout source protocol calls."""
+        return self.rollouts.active(name)
+
+    def rollout_history(self, name: str, limit: int | None = None) -> list[Rollout]:
+        return self.rollouts.history(name, limit)
+
+    def promote_rollout(self, name: str, *, reason: str = "") -> Rollout:
+        """Promote the active rollout's challenger now (the champion alias moves to it)."""
+        active = self._active_or_raise(name)
+        done = self.rollouts.promote(active.id, reason=reason or "promoted by hand",
+                                     actor=self.settings.actor())
+        return done or self.rollouts.get(active.id)
+
+    def abort_rollout(self, name: str, *, reason: str = "") -> Rollout:
+        """Stop the active rollout; the champion keeps serving."""
+        active = self._active_or_raise(name)
+        done = self.rollouts.abort(active.id, reason=reason, actor=self.settings.actor())
+        return done or self.rollouts.get(active.id)
+
+    def decide_rollout(self, rollout: Rollout, decision: Decision, *,
+                       actor: str | None = None) -> Rollout | None:
+        """Apply a controller's decision (advance, promote, roll back) to ``rollout`` if it
+        is still active at the step that was judged; None if someone decided first."""
+        who = actor or self.settings.actor()
+        store = self.rollouts
+        if decision.action == "advance":
+            assert decision.weight is not None
+            return store.advance(rollout.id, expected_step=rollout.step,
+                                 weight=decision.weight, reason=decision.reason, actor=who)
+        if decision.action == "promote":
+            return store.promote(rollout.id, reason=decision.reason, actor=who,
+                                 expected_step=rollout.step)
+        if decision.action == "rollback":
+            return store.rollback(rollout.id, reason=decision.reason, actor=who,
+                                  expected_step=rollout.step)
+        return None
+
+    def _active_or_raise(self, name: str) -> Rollout:
+        active = self.rollouts.active(name)
+        if active is None:
+            self.store.get_model(name)  # a clear error for an unknown model first
+            raise NotFoundError(
+                f"Model {name!r} has no active rollout.",
+                hint=f"Start one: modelyard rollout start {name} --challenger VERSION")
+        return active
 
     # -- life cycle --------------------------------------------------------------------------
     def archive_model(self, name: str, *, restore: bool = False) -> RegisteredModel:

@@ -21,6 +21,7 @@ from modelyard.cli import (
     models,
     monitor,
     register,
+    rollout,
     scan,
     security,
     serve,
@@ -60,6 +61,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(logs.app, name="logs")
 app.add_typer(export.app, name="export")
 app.command("scan")(scan.scan)
+app.add_typer(rollout.app, name="rollout")
 
 
 @app.callback()

@@ -11,10 +11,12 @@ from sqlalchemy import inspect, text
 from modelyard.errors import ConfigurationError
 from modelyard.monitoring.sql_tables import metadata as monitoring_metadata
 from modelyard.registry.sql.engine import ensure_schema, make_engine, upgrade
+from modelyard.registry.sql.loop_tables import metadata as loop_metadata
 from modelyard.registry.sql.schema import HEAD_REVISION, metadata
 from modelyard.registry.sql.security_tables import metadata as security_metadata
 
-ALL_TABLES = {**metadata.tables, **monitoring_metadata.tables, **security_metadata.tables}
+ALL_TABLES = {**metadata.tables, **monitoring_metadata.tables, **security_metadata.tables,
+              **loop_metadata.tables}
 
 
 def test_head_revision_constant_matches_the_scripts() -> None:

@@ -31,7 +31,7 @@ __all__ = [
     "registered_models",
 ]
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest Alembic revision; a test keeps it equal to the migration scripts' head."""
 
 metadata = MetaData(
