@@ -26,6 +26,7 @@ from modelyard.cli import (
     security,
     serve,
     sign,
+    validate,
 )
 from modelyard.cli.context import State
 from modelyard.cli.errors import INTERNAL, exit_code
@@ -62,6 +63,7 @@ app.add_typer(logs.app, name="logs")
 app.add_typer(export.app, name="export")
 app.command("scan")(scan.scan)
 app.add_typer(rollout.app, name="rollout")
+app.command("validate")(validate.validate)
 
 
 @app.callback()

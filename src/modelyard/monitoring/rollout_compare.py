@@ -47,10 +47,10 @@ def compare_versions(inferences: pa.Table, feedback: pa.Table | None,
         p99 = (float(np.percentile(answered["latency_ms"].to_numpy(), 99))
                if len(answered) else None)
         compared = agreed = labelled = correct = 0
-        mine = predictions[v]
-        if v != champion and mine is not None and predictions[champion] is not None:
-            both = mine.join(predictions[champion].rename(
-                columns={"predict": "predict_champion"}), how="inner")
+        mine, theirs = predictions[v], predictions[champion]
+        if v != champion and mine is not None and theirs is not None:
+            both = mine.join(theirs.rename(columns={"predict": "predict_champion"}),
+                             how="inner")
             compared = len(both)
             agreed = int((_same(both["predict"], both["predict_champion"])).sum())
         if labels is not None and mine is not None:
