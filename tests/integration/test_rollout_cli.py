@@ -79,7 +79,8 @@ def test_start_status_promote_and_history(yard: Settings,
     assert champion["accuracy"] == 1.0
     assert challenger["accuracy"] == pytest.approx(0.75)
     code, out, _ = _cli(capsys, "rollout", "status", "iris")
-    assert "shadow" in out and "75.0%" in out
+    assert "shadow" in out
+    assert "75.0%" in out
     code, out, err = _cli(capsys, "rollout", "promote", "iris", "--reason", "sign-off")
     assert code == 0, err
     assert "iris@production -> version 2 (promoted)" in out
@@ -98,7 +99,8 @@ def test_canary_with_steps_then_abort(yard: Settings,
     import json
 
     started = json.loads(out)
-    assert started["weight"] == 0.2 and started["policy"]["min_requests"] == 50
+    assert started["weight"] == 0.2
+    assert started["policy"]["min_requests"] == 50
     code, out, err = _cli(capsys, "rollout", "abort", "iris", "--reason", "bad data")
     assert code == 0, err
     assert "stays at version 1" in out

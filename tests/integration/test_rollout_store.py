@@ -75,11 +75,13 @@ def test_advance_then_promote_moves_production(three_versions: Client) -> None:
     client = three_versions
     r = client.start_rollout("flower", 2)
     r2 = client.decide_rollout(r, Decision("advance", "step 2 of 3 at 50%: fine", 0.5))
-    assert r2 is not None and (r2.step, r2.weight) == (1, 0.5)
+    assert r2 is not None
+    assert (r2.step, r2.weight) == (1, 0.5)
     # A stale decision (judged at step 0) does not land twice.
     assert client.decide_rollout(r, Decision("advance", "again", 0.5)) is None
     done = client.decide_rollout(r2, Decision("promote", "held its objectives"))
-    assert done is not None and done.state == RolloutState.PROMOTED
+    assert done is not None
+    assert done.state == RolloutState.PROMOTED
     assert client.get_model("flower").aliases == {"production": 2}
     reasons = [c.reason for c in client.alias_history("flower")]
     assert any("advanced to step 2 of 3 at 50%" in x for x in reasons)
@@ -93,7 +95,8 @@ def test_rollback_keeps_the_champion(three_versions: Client) -> None:
     r = client.start_rollout("flower", 2, mode="shadow")
     assert r.weight == 0.0
     done = client.decide_rollout(r, Decision("rollback", "error rate 30% against 0%"))
-    assert done is not None and done.state == RolloutState.ROLLED_BACK
+    assert done is not None
+    assert done.state == RolloutState.ROLLED_BACK
     assert client.get_model("flower").aliases == {"production": 1}
     last = client.alias_history("flower", "challenger")[-1]
     assert (last.from_version, last.to_version) == (2, None)
@@ -106,7 +109,8 @@ def test_promote_and_abort_by_hand(three_versions: Client) -> None:
     client = three_versions
     client.start_rollout("flower", 2)
     aborted = client.abort_rollout("flower", reason="wrong data")
-    assert aborted.state == RolloutState.ABORTED and aborted.reason == "wrong data"
+    assert aborted.state == RolloutState.ABORTED
+    assert aborted.reason == "wrong data"
     with pytest.raises(NotFoundError, match="no active rollout"):
         client.abort_rollout("flower")
     client.start_rollout("flower", 3)

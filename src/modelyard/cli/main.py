@@ -15,11 +15,13 @@ from modelyard.cli import (
     data,
     db,
     export,
+    feedback,
     keys,
     lifecycle,
     logs,
     models,
     monitor,
+    pipeline,
     register,
     rollout,
     scan,
@@ -52,7 +54,8 @@ app.command("archive")(lifecycle.archive)
 app.command("delete")(lifecycle.delete)
 app.command("serve")(serve.serve)
 app.add_typer(monitor.app, name="monitor")
-app.command("feedback")(monitor.feedback)
+app.add_typer(feedback.app, name="feedback")
+app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(keys.app, name="keys")
 app.add_typer(security.app, name="security")
 app.command("sign")(sign.sign)
