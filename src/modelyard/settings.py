@@ -120,6 +120,14 @@ class ServingSettings(BaseModel):
     memory_budget_mb: int = Field(default=2048, ge=1)
     """Explicit versions loaded on demand are evicted least-recently-used past this budget."""
 
+    rollout_check_s: float = Field(default=1.0, gt=0)
+    """How often the server judges the rollouts it serves (advance, promote or roll back a
+    challenger from the statistics of the traffic it answered)."""
+
+    shadow_max_inflight: int = Field(default=64, ge=1)
+    """Shadow mode: copies of requests waiting for the challenger at most; beyond that a copy
+    is skipped (and counted), so that a slow challenger never holds the server's memory."""
+
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
 
 

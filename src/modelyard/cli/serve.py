@@ -252,9 +252,10 @@ def _sensitive_options(settings: Settings, client: Any, served: dict[str, Any]) 
     def signature_of(name: str, version: int) -> Any:
         pool = served.get("pool")
         dep = pool.deployments.get(name) if pool is not None else None
-        if dep is not None and dep.current is not None and (
-                dep.current.version.version == version):
-            return dep.current.version.signature
+        if dep is not None:
+            for loaded in (dep.current, dep.challenger):  # a rollout's challenger logs too
+                if loaded is not None and loaded.version.version == version:
+                    return loaded.version.signature
         registered = dep.spec.ref.name if dep is not None else name
         return client.store.get_version(registered, version).signature
 

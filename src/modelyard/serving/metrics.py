@@ -45,6 +45,33 @@ class ServingMetrics:
         self.swaps = Counter(
             "modelyard_model_swaps", "Times an alias moved and the server switched versions.",
             ["model"], registry=self.registry)
+        self.rollout_weight = Gauge(
+            "modelyard_rollout_weight",
+            "Share of the traffic the active rollout's challenger gets (0: none, or shadow).",
+            ["model"], registry=self.registry)
+        self.rollout_requests = Counter(
+            "modelyard_rollout_requests",
+            "Requests answered during a rollout, by version and role (champion, challenger, "
+            "or shadow: the challenger's copy of a request the champion answered).",
+            ["model", "version", "role"], registry=self.registry)
+        self.rollout_decisions = Counter(
+            "modelyard_rollout_decisions",
+            "Rollout decisions this server applied (advance, promote, rollback).",
+            ["model", "action"], registry=self.registry)
+        self.shadow_skipped = Counter(
+            "modelyard_rollout_shadow_skipped",
+            "Shadow copies not sent because serving.shadow_max_inflight were pending.",
+            ["model"], registry=self.registry)
+        self._rollout_children: dict[tuple[str, int, str], Any] = {}
+
+    def rollout_request(self, model: str, version: int, role: str) -> None:
+        """Count one rollout request (the labelled child is looked up once, then cached)."""
+        key = (model, version, role)
+        child = self._rollout_children.get(key)
+        if child is None:
+            child = self._rollout_children[key] = self.rollout_requests.labels(
+                model, str(version), role)
+        child.inc()
 
     def watch_log(self, stats: Callable[[], Mapping[str, int]],
                   queued: Callable[[], int]) -> None:

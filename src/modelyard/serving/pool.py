@@ -1,6 +1,13 @@
 """The models a server holds: one deployment per served name, hot-swapped when its alias moves,
 plus explicitly requested versions loaded on demand and evicted least-recently-used.
 
+A deployment that follows an alias also follows the model's active rollout on that alias
+(when the source can tell, see :func:`modelyard.serving.source.rollout_source`): its
+challenger is loaded beside the champion and kept as ``dep.challenger`` with ``dep.rollout``
+and the rollout's live statistics; the data plane routes to it. When the rollout ends, a
+promoted challenger becomes the champion without being loaded again, and a rolled back one is
+drained and released.
+
 Everything that touches the registry or the disk (resolving an alias, loading a version) runs
 in a worker thread, never on the event loop. A swap is one attribute assignment on the event
 loop: requests that already hold the old version finish on it, new ones get the new one, and
@@ -20,11 +27,13 @@ import numpy as np
 
 from modelyard.core.entities import ModelVersion
 from modelyard.core.references import ModelRef
+from modelyard.core.rollout import Decision, Rollout, RolloutState
 from modelyard.errors import NotFoundError, PredictionError, UnavailableError
 from modelyard.runtimes.model import Model
 from modelyard.serving.batcher import Batcher, BatchStats, n_rows
 from modelyard.serving.metrics import ServingMetrics
-from modelyard.serving.source import ModelSource
+from modelyard.serving.rollout_stats import RolloutStats
+from modelyard.serving.source import ModelSource, rollout_source
 from modelyard.settings import BatchingSettings, ServingSettings
 
 __all__ = ["Deployment", "DeploymentSpec", "Loaded", "ModelPool"]
@@ -58,6 +67,8 @@ class Loaded:
     outputs: tuple[str, ...]
     load_seconds: float
     last_used: float = 0.0
+    reported: bool = False
+    """A failure of this version's predict was logged with its traceback (once)."""
 
 
 @dataclass(slots=True)
@@ -65,6 +76,20 @@ class Deployment:
     spec: DeploymentSpec
     current: Loaded | None = None
     error: str | None = None
+    rollout: Rollout | None = None
+    """The active rollout on this deployment's alias, as last read or decided."""
+    challenger: Loaded | None = None
+    """The rollout's challenger, once loaded."""
+    rollout_stats: RolloutStats | None = None
+    rollout_error: str | None = None
+    """Why the rollout is not followed (its challenger failed to load...); None when it is."""
+    decision: Decision | None = None
+    """The rollout controller's last decision on this rollout (``hold`` included)."""
+    retry_challenger_at: float = 0.0
+
+    @property
+    def follows_rollouts(self) -> bool:
+        return self.spec.ref.alias is not None
 
 
 def _predict_fn(model: Model) -> Any:
@@ -109,6 +134,10 @@ class ModelPool:
         self._locks: dict[Any, asyncio.Lock] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._retired: set[asyncio.Task[None]] = set()
+        self.rollouts = rollout_source(source)
+        self.routed: dict[str, Deployment] = {}
+        """Deployments whose traffic a rollout splits: an active rollout, its challenger
+        loaded. Empty without rollouts, which keeps the data plane's check one lookup."""
 
     # -- start, watch, stop ----------------------------------------------------------------
     async def start(self) -> None:
@@ -124,6 +153,11 @@ class ModelPool:
         except Exception as exc:  # keep serving the other models; report this one as failed
             dep.error = str(exc)
             log.error("Could not load %s: %s", dep.spec.ref, exc)
+            return
+        if self.rollouts is not None and dep.follows_rollouts:
+            # A server that starts during a rollout takes its share from the first request.
+            async with self._locks.setdefault(("dep", dep.spec.name), asyncio.Lock()):
+                await self._follow_rollout(dep)
 
     async def _load(self, spec: DeploymentSpec, version: ModelVersion) -> Loaded:
         started = time.perf_counter()
@@ -171,23 +205,136 @@ class ModelPool:
                     dep.error = reason
 
     async def refresh(self, name: str) -> bool:
-        """Re-resolve a deployment's reference; swap if it points elsewhere. True if swapped."""
+        """Re-resolve a deployment's reference; swap if it points elsewhere, and follow the
+        model's active rollout on the deployment's alias. True if swapped."""
         dep = self.deployment(name)
         lock = self._locks.setdefault(("dep", name), asyncio.Lock())
         async with lock:
             version = await asyncio.to_thread(self.source.resolve, dep.spec.ref)
             old = dep.current
+            swapped = False
             if old is not None and old.version.version == version.version:
                 dep.error = None  # serving what the reference points to (again)
-                return False
-            new = await self._load(dep.spec, version)
-            dep.current, dep.error = new, None  # the swap: atomic on the event loop
-            if old is not None:
+            else:
+                challenger = dep.challenger
+                if challenger is not None and challenger.version.version == version.version:
+                    # The alias moved to the loaded challenger (a promotion): no reload.
+                    new, dep.challenger = challenger, None
+                else:
+                    new = await self._load(dep.spec, version)
+                dep.current, dep.error = new, None  # the swap: atomic on the event loop
+                swapped = True
+                if old is not None:
+                    self.metrics.swaps.labels(name).inc()
+                    log.info("Swapped %r: version %s -> %s", name, old.version.version,
+                             version.version)
+                    self._retire(old)
+            if self.rollouts is not None and dep.follows_rollouts:
+                await self._follow_rollout(dep)
+            else:
+                self._route(dep)
+            return swapped
+
+    # -- rollouts ----------------------------------------------------------------------------
+    async def apply_rollout(self, name: str, rollout: Rollout | None) -> None:
+        """Follow ``rollout`` (as a decision left it, or None: there is none) at once, without
+        waiting for the next poll: advance, promote (the loaded challenger becomes the
+        champion) or end (the challenger is drained and released)."""
+        dep = self.deployments.get(name)
+        if dep is None:
+            return
+        async with self._locks.setdefault(("dep", name), asyncio.Lock()):
+            await self._apply_rollout(dep, rollout)
+
+    async def _follow_rollout(self, dep: Deployment) -> None:
+        assert self.rollouts is not None
+        try:
+            rollout = await asyncio.to_thread(self.rollouts.active_rollout, dep.spec.ref.name)
+        except Exception as exc:  # the registry may be briefly unreachable: keep the state
+            reason = f"Could not read the rollout of {dep.spec.ref.name!r}: {exc}"
+            if reason != dep.rollout_error:
+                log.warning("%s", reason)
+            dep.rollout_error = reason
+            return
+        await self._apply_rollout(dep, rollout)
+
+    async def _apply_rollout(self, dep: Deployment, rollout: Rollout | None) -> None:
+        name = dep.spec.name
+        mine = (rollout is not None and dep.follows_rollouts
+                and rollout.alias == dep.spec.ref.alias and rollout.name == dep.spec.ref.name)
+        if rollout is None or not mine or not rollout.active:
+            challenger = dep.challenger
+            if (mine and rollout is not None and rollout.state == RolloutState.PROMOTED
+                    and challenger is not None
+                    and challenger.version.version == rollout.challenger):
+                # The champion alias now points to the challenger: swap it in, loaded.
+                old, dep.current, dep.challenger = dep.current, challenger, None
                 self.metrics.swaps.labels(name).inc()
-                log.info("Swapped %r: version %s -> %s", name, old.version.version,
-                         version.version)
-                self._retire(old)
-            return True
+                log.info("Promoted %r: version %s -> %s (rollout #%s)", name,
+                         old.version.version if old else None, challenger.version.version,
+                         rollout.id)
+                if old is not None:
+                    self._retire(old)
+            self._end_rollout(dep)
+            return
+        if dep.rollout is None or dep.rollout.id != rollout.id:
+            log.info("Following rollout #%s of %r: %s of version %s against version %s",
+                     rollout.id, name, rollout.mode, rollout.challenger, rollout.champion)
+            if dep.challenger is not None and (
+                    dep.challenger.version.version != rollout.challenger):
+                self._retire(dep.challenger)
+                dep.challenger = None
+            dep.rollout_stats = RolloutStats(rollout_id=rollout.id, champion=rollout.champion,
+                                             challenger=rollout.challenger)
+            dep.decision, dep.rollout_error, dep.retry_challenger_at = None, None, 0.0
+        dep.rollout = rollout
+        current = dep.current
+        if current is not None and current.version.version == rollout.challenger:
+            # Someone pointed the alias at the challenger by hand: nothing left to split.
+            self._route(dep)
+            return
+        if dep.challenger is None and time.monotonic() >= dep.retry_challenger_at:
+            await self._load_challenger(dep, rollout)
+        self._route(dep)
+
+    async def _load_challenger(self, dep: Deployment, rollout: Rollout) -> None:
+        try:
+            version = await asyncio.to_thread(
+                self.source.resolve, ModelRef(dep.spec.ref.name, version=rollout.challenger))
+            loaded = await self._load(dep.spec, version)
+        except Exception as exc:  # the champion keeps serving everything
+            dep.rollout_error = (
+                f"The challenger, version {rollout.challenger} of rollout #{rollout.id}, "
+                f"failed to load: {exc}; the champion answers every request.")
+            # Not on every poll: loading may be expensive, and most failures are permanent.
+            dep.retry_challenger_at = time.monotonic() + max(30.0,
+                                                             10 * self.settings.alias_poll_s)
+            log.error("%s", dep.rollout_error)
+            return
+        if dep.rollout is None or dep.rollout.id != rollout.id:
+            self._retire(loaded)  # the rollout ended while its challenger loaded
+            return
+        dep.challenger, dep.rollout_error = loaded, None
+
+    def _end_rollout(self, dep: Deployment) -> None:
+        if dep.rollout is not None:
+            log.info("Rollout #%s of %r is over", dep.rollout.id, dep.spec.name)
+        if dep.challenger is not None:
+            self._retire(dep.challenger)  # drained first: requests on it finish there
+        dep.rollout = dep.challenger = dep.rollout_stats = dep.decision = None
+        dep.rollout_error = None
+        self._route(dep)
+
+    def _route(self, dep: Deployment) -> None:
+        """Keep :attr:`routed` and the weight gauge in step with the deployment."""
+        name = dep.spec.name
+        rollout = dep.rollout
+        if (rollout is not None and dep.challenger is not None and dep.current is not None
+                and dep.rollout_stats is not None):
+            self.routed[name] = dep
+            self.metrics.rollout_weight.labels(name).set(rollout.weight)
+        elif self.routed.pop(name, None) is not None or rollout is not None:
+            self.metrics.rollout_weight.labels(name).set(0.0)
 
     def _retire(self, loaded: Loaded) -> None:
         async def retire() -> None:
@@ -204,6 +351,8 @@ class ModelPool:
         if self._watch_task is not None:
             self._watch_task.cancel()
         everything = [d.current for d in self.deployments.values() if d.current is not None]
+        everything += [d.challenger for d in self.deployments.values()
+                       if d.challenger is not None]
         everything += list(self._versions.values())
         await asyncio.gather(*(x.batcher.drain(timeout) for x in everything))
         for x in everything:
@@ -235,6 +384,8 @@ class ModelPool:
         dep = self.deployment(name)
         if dep.current is not None and dep.current.version.version == version:
             return self.get(name)
+        if dep.challenger is not None and dep.challenger.version.version == version:
+            return dep.challenger
         key = (name, version)
         cached = self._versions.get(key)
         if cached is None:
@@ -261,9 +412,10 @@ class ModelPool:
 
     def has_version(self, name: str, version: int) -> bool:
         """True if ``version`` of ``name`` is loaded (as the deployment's or on demand)."""
-        current = self.deployment(name).current
-        if current is not None and current.version.version == version:
-            return True
+        dep = self.deployment(name)
+        for loaded in (dep.current, dep.challenger):
+            if loaded is not None and loaded.version.version == version:
+                return True
         return (name, version) in self._versions
 
     def is_ready(self, name: str | None = None) -> bool:
@@ -286,6 +438,7 @@ class ModelPool:
     async def remove(self, name: str) -> None:
         dep = self.deployment(name)
         del self.deployments[name]
+        self._end_rollout(dep)
         if dep.current is not None:
             self._retire(dep.current)
         for key in [k for k in self._versions if k[0] == name]:

@@ -18,7 +18,8 @@ from modelyard.serving.dataplane import DataPlane
 from modelyard.serving.http.app import RestApp
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.pool import DeploymentSpec, ModelPool
-from modelyard.serving.source import ModelSource
+from modelyard.serving.rollout_controller import RolloutController
+from modelyard.serving.source import ModelSource, rollout_source
 from modelyard.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ class Server:
     plane: DataPlane
     pool: ModelPool
     grpc_port: int | None = None
+    rollouts: RolloutController | None = None
+    """Drives the rollouts of the served models (None: the source has no rollouts)."""
 
 
 def specs_from_settings(settings: ServingSettings) -> list[DeploymentSpec]:
@@ -66,15 +69,23 @@ def build_app(source: ModelSource, settings: ServingSettings, *,
     ``wait_for_models``; /v2/health/ready says when they are in. ``tls`` makes the gRPC port
     speak TLS (the REST app's TLS is uvicorn's: ``ssl_certfile``/``ssl_keyfile``).
     ``guard`` (:func:`modelyard.serving.auth.build_guard`) checks keys, roles and rate limits
-    on every REST route and gRPC method; None leaves the server open."""
+    on every REST route and gRPC method; None leaves the server open.
+
+    When ``source`` follows rollouts (:class:`modelyard.Client` does), the server routes each
+    active rollout's traffic and a :class:`RolloutController` advances, promotes or rolls it
+    back every ``settings.rollout_check_s`` from the statistics of that traffic."""
     metrics = ServingMetrics()
     pool = ModelPool(source, settings, metrics, specs_from_settings(settings))
     plane = DataPlane(pool, settings, metrics, sink=sink, version=version)
+    rollouts = rollout_source(source)
+    controller = None if rollouts is None else RolloutController(
+        pool, rollouts, every_s=settings.rollout_check_s, metrics=metrics)
     managed = sink if isinstance(sink, ManagedSink) else None
     stats = getattr(sink, "stats", None)
     if managed is not None and stats is not None:
         metrics.watch_log(stats.as_dict, getattr(sink, "queued", lambda: 0))
-    server = Server(app=None, plane=plane, pool=pool)  # type: ignore[arg-type]
+    server = Server(app=None, plane=plane, pool=pool,  # type: ignore[arg-type]
+                    rollouts=controller)
     grpc_state: dict[str, Any] = {}
     tasks: set[asyncio.Task[None]] = set()
 
@@ -99,6 +110,8 @@ def build_app(source: ModelSource, settings: ServingSettings, *,
             task.add_done_callback(tasks.discard)
         for service in background:
             service.start()
+        if controller is not None:
+            controller.start()
         if settings.grpc_port is not None:
             from modelyard.serving.grpc.server import start_grpc_server
 
@@ -108,6 +121,8 @@ def build_app(source: ModelSource, settings: ServingSettings, *,
             server.grpc_port = started.port
 
     async def shutdown() -> None:
+        if controller is not None:
+            await controller.stop()
         if guard is not None:
             await guard.stop()
         for service in background:
@@ -115,6 +130,7 @@ def build_app(source: ModelSource, settings: ServingSettings, *,
         grpc_server = grpc_state.get("server")
         if grpc_server is not None:
             await grpc_server.server.stop(grace=settings.request_timeout_s)
+        await plane.stop_shadows(timeout=settings.request_timeout_s)
         await pool.stop(timeout=settings.request_timeout_s)
         if managed is not None:
             # Every queued record is written before the process exits (off the loop: the

@@ -2,18 +2,25 @@
 
 :class:`modelyard.Client` satisfies this protocol; tests may pass a fake. :class:`SignedSource`
 wraps one so that only versions that pass a check (a signature by a trusted key) are loaded.
+
+A source that also follows rollouts (:class:`RolloutSource`: the Client does) lets the server
+route a share of the traffic to a challenger and drive the rollout; :func:`rollout_source`
+says whether a source can. Sources without it (most test fakes) simply get no rollouts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from modelyard.core.entities import ModelVersion
 from modelyard.core.references import ModelRef
 from modelyard.runtimes.model import Model
 
-__all__ = ["ModelSource", "SignedSource"]
+if TYPE_CHECKING:
+    from modelyard.core.rollout import Decision, Rollout
+
+__all__ = ["ModelSource", "RolloutSource", "SignedSource", "rollout_source"]
 
 
 class ModelSource(Protocol):
@@ -22,13 +29,36 @@ class ModelSource(Protocol):
     def load(self, ref: str | ModelRef) -> Model: ...
 
 
+@runtime_checkable
+class RolloutSource(Protocol):
+    """Reads a model's active rollout and applies the server's decisions to it (both do I/O:
+    the pool and the controller call them in threads)."""
+
+    def active_rollout(self, name: str) -> Rollout | None: ...
+
+    def decide_rollout(self, rollout: Rollout, decision: Decision, *,
+                       actor: str | None = None) -> Rollout | None: ...
+
+
+def rollout_source(source: object) -> RolloutSource | None:
+    """``source`` as a :class:`RolloutSource`, or None if it cannot follow rollouts.
+
+    >>> rollout_source(object()) is None
+    True
+    """
+    if isinstance(source, SignedSource):
+        return source if rollout_source(source.source) is not None else None
+    return source if isinstance(source, RolloutSource) else None
+
+
 class SignedSource:
     """A :class:`ModelSource` that loads a version only after ``check(version)`` passed.
 
     ``check`` raises to refuse (``Client.verify`` with the trusted keys does, when
     ``security.require_signed`` is on). It runs before a single byte of the model is read, in
     the pool's loader thread: a refused version leaves its deployment UNAVAILABLE with the
-    reason, or, on an alias move, the old version serving.
+    reason, or, on an alias move, the old version serving. A rollout's challenger is loaded
+    through the same check. Rollouts are forwarded to the wrapped source when it has them.
 
     >>> source = SignedSource(client, lambda v: client.verify(v.uri, keys))  # doctest: +SKIP
     """
@@ -45,3 +75,12 @@ class SignedSource:
         self.check(version)
         # Load exactly the version that was checked, even if an alias moved meanwhile.
         return self.source.load(version.uri)
+
+    def active_rollout(self, name: str) -> Rollout | None:
+        inner = rollout_source(self.source)
+        return None if inner is None else inner.active_rollout(name)
+
+    def decide_rollout(self, rollout: Rollout, decision: Decision, *,
+                       actor: str | None = None) -> Rollout | None:
+        inner = rollout_source(self.source)
+        return None if inner is None else inner.decide_rollout(rollout, decision, actor=actor)

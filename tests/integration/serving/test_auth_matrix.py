@@ -84,6 +84,8 @@ ROUTES = [
     Route("POST", "/v2/models/{name}/versions/{version}/infer", PREDICT, True, _OK, _INFER),
     Route("POST", "/v2/models/{name}/feedback", DEPLOY, True, frozenset({202}),
           {"id": "r1", "label": 0}),
+    # iris has no rollout here: an allowed caller gets the 404 that says so.
+    Route("GET", "/v2/models/{name}/rollout", VIEW, True, frozenset({404})),
     Route("POST", "/v2/repository/index", VIEW, False, _OK),
     # Callers unload and load the spare model in turn: a second unload finds nothing (404).
     Route("POST", "/v2/repository/models/{name}/unload", DEPLOY, True, frozenset({200, 404})),

@@ -28,7 +28,7 @@ from modelyard.errors import ConfigurationError, InvalidInputError, ModelyardErr
 from modelyard.protocol import v2
 from modelyard.security.policy import GRPC_OPERATIONS
 from modelyard.serving.auth import Denial, Guard, bearer_token
-from modelyard.serving.dataplane import DataPlane, new_request_id
+from modelyard.serving.dataplane import DataPlane, new_request_id, version_of_error
 from modelyard.serving.grpc import codec
 from modelyard.serving.grpc._generated import open_inference_grpc_pb2 as pb
 from modelyard.serving.grpc._generated import open_inference_grpc_pb2_grpc as pb_grpc
@@ -60,6 +60,9 @@ async def _abort(context: Any, exc: BaseException, request_id: str | None = None
         trailing.append(("retry-after", "1"))
     if request_id:
         trailing.append(("x-request-id", request_id))
+    failed = version_of_error(exc)
+    if failed is not None:  # during a rollout: which version failed
+        trailing.append(("x-model-version", str(failed)))
     await context.abort(code, message, trailing_metadata=tuple(trailing))
     raise AssertionError("context.abort() returned")  # it raises; this keeps NoReturn honest
 
@@ -92,8 +95,13 @@ def _version(text: str) -> int | None:
 
 
 def _metadata_request_id(context: Any) -> str | None:
+    return _metadata_value(context, "x-request-id")
+
+
+def _metadata_value(context: Any, name: str) -> str | None:
+    """An invocation metadata value by its (lower-case) key; an ab rollout's sticky key."""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
+        if key == name:
             return str(value)
     return None
 
@@ -162,7 +170,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             wanted = [o.name for o in req.outputs] if req.outputs else None
             prediction = await self.plane.infer(
                 name, v2.to_model_input(req), version=version, request_id=request_id,
-                route=_ROUTE, outputs=wanted)
+                route=_ROUTE, outputs=wanted,
+                headers=functools.partial(_metadata_value, context))
             model_version = str(prediction.model_version)
             response = codec.encode_response(
                 name, model_version, request.id, prediction.outputs,

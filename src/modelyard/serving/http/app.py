@@ -1,9 +1,11 @@
 """The REST adapter: a plain ASGI application over the data plane.
 
-Routes: Open Inference Protocol v2 (health, metadata, infer, binary tensors, repository),
-MLflow scoring (/invocations, /ping, /health, /version), TF-Serving v1
-(/v1/models/{name}:predict) and TorchServe (/predictions/{name}[/{version}]), plus /metrics and
-/openapi.json.
+Routes: Open Inference Protocol v2 (health, metadata, infer, binary tensors, repository,
+ground-truth feedback, and /v2/models/{name}/rollout: the live state of a rollout), MLflow
+scoring (/invocations, /ping, /health, /version), TF-Serving v1 (/v1/models/{name}:predict) and
+TorchServe (/predictions/{name}[/{version}]), plus /metrics and /openapi.json. An inference
+that failed after its version was chosen says which in an ``x-model-version`` header (during a
+rollout: the challenger's failures are told apart from the champion's).
 
 Written directly against ASGI rather than through a framework's router and request objects:
 on one core the framework layer costs as much as the whole prediction of a small model, and
@@ -27,7 +29,7 @@ from modelyard.protocol import torchserve as ts_codec
 from modelyard.protocol import v2
 from modelyard.protocol._json import check_json_limits
 from modelyard.serving.auth import Denial, Guard, bearer_token
-from modelyard.serving.dataplane import DataPlane, new_request_id
+from modelyard.serving.dataplane import DataPlane, new_request_id, version_of_error
 from modelyard.serving.http.errors import status_of
 from modelyard.serving.http.openapi import openapi_document
 from modelyard.serving.metrics import CONTENT_TYPE_LATEST
@@ -56,6 +58,7 @@ _OPERATIONS: dict[str, str] = {
     "_model_metadata": "model.metadata", "_infer": "model.infer",
     "_feedback": "model.feedback", "_null": "server.null", "_v1_predict": "model.infer",
     "_v1_status": "model.status", "_torchserve": "model.infer",
+    "_rollout": "model.status",
 }
 
 
@@ -87,6 +90,10 @@ class _Request:
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
         return value.decode("latin-1") if value is not None else None
+
+    def lookup(self, name: str) -> str | None:
+        """A header by its lower-case name (the data plane's sticky rollout key)."""
+        return self.header(name.encode("latin-1"))
 
 
 class RestApp:
@@ -209,6 +216,9 @@ class RestApp:
         headers = list(_JSON)
         if status == 503:
             headers.append((b"retry-after", b"1"))
+        failed = version_of_error(exc)
+        if failed is not None:  # during a rollout: which version failed
+            headers.append((b"x-model-version", str(failed).encode()))
         if request.route in ("mlflow",):
             code = "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
             if status == 404:
@@ -298,6 +308,9 @@ class RestApp:
             return self._feedback, (name,)
         if request.method == "GET" and action == "ready" and len(rest) == 1:
             return self._model_ready, (name, version)
+        if request.method == "GET" and action == "rollout" and len(rest) == 1 and (
+                version is None):
+            return self._rollout, (name,)
         if request.method == "GET" and not rest:
             return self._model_metadata, (name, version)
         raise _Reply(404, {"error": f"There is no route {request.method} {request.path}."})
@@ -361,7 +374,7 @@ class RestApp:
                 binary = set(wanted or ())
             prediction = await self.plane.infer(
                 name, v2.to_model_input(req), version=version, request_id=request.request_id,
-                route="v2", outputs=wanted)
+                route="v2", outputs=wanted, headers=request.lookup)
             model_version = str(prediction.model_version)
             if binary and not wanted:
                 binary = set(prediction.outputs)
@@ -387,6 +400,9 @@ class RestApp:
                                     hint='Send {"id": "<request id>", "label": ...}.') from None
         accepted = self.plane.feedback(name, body)
         return 202, orjson.dumps({"accepted": accepted}), list(_JSON)
+
+    async def _rollout(self, request: _Request, name: str) -> tuple[int, bytes, list[Any]]:
+        return 200, orjson.dumps(self.plane.rollout_status(name)), list(_JSON)
 
     async def _null(self, request: _Request) -> tuple[int, bytes, list[Any]]:
         return 200, _NULL_ANSWER, list(_JSON)
@@ -475,7 +491,7 @@ class RestApp:
             # These protocols answer the model's predictions only, as their servers do.
             prediction = await self.plane.infer(name, decode(), version=version,
                                                 request_id=request.request_id, route=route,
-                                                outputs=["predict"])
+                                                outputs=["predict"], headers=request.lookup)
             model_version = str(prediction.model_version)
             status = 200
             return 200, encode(prediction.outputs), [

@@ -122,6 +122,35 @@ _FEEDBACK_OP = {"post": {
         **_errors(400, 404, 413, 503)}}}
 
 
+_VERSION_STATS = {"type": "object", "properties": {
+    "version": {"type": "integer"}, "requests": {"type": "integer"},
+    "errors": {"type": "integer"}, "error_rate": {"type": "number"},
+    "p99_ms": {"type": ["number", "null"]}, "labelled": {"type": "integer"},
+    "accuracy": {"type": ["number", "null"]}, "compared": {"type": "integer"},
+    "agreement": {"type": ["number", "null"]}}}
+_ROLLOUT_OP = {"get": {
+    "summary": "The model's active rollout: its state, live per-version statistics on this "
+               "server, and the reason of the last decision",
+    "parameters": [_NAME],
+    "responses": {"200": _json({"type": "object", "required": ["rollout", "stats"],
+                                "properties": {
+        "name": {"type": "string"},
+        "rollout": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "mode": {"enum": ["canary", "shadow", "ab"]},
+            "champion": {"type": "integer"}, "challenger": {"type": "integer"},
+            "weight": {"type": "number"}, "step": {"type": "integer"},
+            "state": {"type": "string"}, "policy": {"type": "object"}}},
+        "challenger_loaded": {"type": "boolean"},
+        "error": {"type": ["string", "null"]},
+        "stats": {"type": "object", "properties": {
+            "champion": _VERSION_STATS, "challenger": _VERSION_STATS,
+            "step_requests": {"type": "integer"}}},
+        "shadow_skipped": {"type": "integer"},
+        "decision": {"type": ["object", "null"]},
+        "reason": {"type": "string"}}}),
+        "404": _json(_ERROR, "Unknown model, or no active rollout.")}}}
+
+
 def openapi_document(version: str) -> dict[str, Any]:
     """The document; built once per server."""
     v = [_NAME, _VERSION]
@@ -138,6 +167,7 @@ def openapi_document(version: str) -> dict[str, Any]:
         "/v2/models/{name}/versions/{version}/ready": _model_ready(v),
         "/v2/models/{name}/infer": _infer_op("Inference (OIP v2)", [_NAME]),
         "/v2/models/{name}/feedback": _FEEDBACK_OP,
+        "/v2/models/{name}/rollout": _ROLLOUT_OP,
         "/v2/models/{name}/versions/{version}/infer": _infer_op("Inference on a version", v),
         "/v2/repository/index": {"post": {"summary": "Models and their state", "responses": {
             "200": _json({"type": "array", "items": {"type": "object"}})}}},
