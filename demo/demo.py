@@ -4,8 +4,10 @@ Run it with `make demo`. Every capability that lands extends this script:
 today it covers the registry (register with lineage and a reference profile, aliases, loading
 with integrity checks, signature enforcement, rollback), the CLI, the inference server (three
 protocols, hot swap), monitoring (inference log, late labels, drift, data quality, alerts
-to a webhook, objectives, an HTML report, data audits) and security (API keys with roles,
-signed models, the audit log, scans).
+to a webhook, objectives, an HTML report, data audits), security (API keys with roles,
+signed models, the audit log, scans), running everywhere (batch, ONNX, containers, Kubernetes)
+and the closed loop (a drift alert triggers a retraining pipeline, gates, a canary rollout the
+server promotes on its own, a bad candidate refused).
 """
 
 from __future__ import annotations
@@ -289,6 +291,143 @@ def everywhere(cli: list[str], X_val: Any) -> None:
     console.print("container context and manifests: " + ", ".join(files))
 
 
+TRAIN = """\
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def fit(train_df, params):
+    X, y = train_df.drop(columns=["target"]), train_df["target"]
+    if params.get("shuffle_labels"):  # the deliberately bad candidate
+        y = y.sample(frac=1.0, random_state=0).to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=params.get("C", 1.0),
+                                                               max_iter=1000))
+    return model.fit(X, y)
+"""
+
+PIPELINE = """\
+name: cancer-retrain
+model: cancer
+data: {{path: "new-data/*.parquet"}}
+target: target
+train: "loop_train:fit"
+params: {params}
+split: {{kind: random, test_size: 0.3, seed: 0}}
+gates:
+  metrics:
+    accuracy: {{min: 0.9, min_delta: 0.0}}
+    roc_auc: {{min: 0.9}}
+  latency_p99_ms: 50
+on_pass:
+  action: rollout
+  mode: canary
+  steps: [0.5, 1.0]
+  policy: {{min_requests: 40, judge_after: 20}}
+triggers:
+  alert: [cancer-drift]
+  new_data: {{poll_s: 1}}
+"""
+
+
+def close_the_loop(cli: list[str], data: Any) -> None:
+    """The drift alert starts a retraining pipeline; the candidate passes its gates and a
+    canary rollout promotes it with nobody running a command; a bad candidate is refused."""
+    import json
+
+    import httpx
+
+    step("14. Close the loop: the drift alert retrains, the gate passes, a canary promotes")
+    loop = HOME / "loop"
+    (loop / "new-data").mkdir(parents=True)
+    (loop / "loop_train.py").write_text(TRAIN)
+    # New labelled data from the changed world: the same shift as the drifted traffic.
+    world = data.data.copy()
+    for column in DRIFTED:
+        world[column] = world[column] + 1.5 * data.data[column].std()
+    world.assign(target=data.target).to_parquet(loop / "new-data" / "week-1.parquet")
+    good = loop / "pipeline.yaml"
+    good.write_text(PIPELINE.format(params="{C: 1.0}"))
+    console.print(f"{good.name}: data new-data/*.parquet, train loop_train:fit, gates accuracy "
+                  ">= 0.9 and >= the champion's, p99 <= 50 ms; on pass: canary 50% -> 100%")
+    console.print("$ modelyard pipeline watch pipeline.yaml --max-runs 1   (the drift alert "
+                  "from step 10 is firing)")
+    subprocess.run([*cli, "pipeline", "watch", str(good), "--poll", "0.5", "--max-runs", "1",
+                    "--timeout", "2m"], check=True, cwd=loop)
+    rollout = json.loads(subprocess.run(
+        [*cli, "rollout", "status", "cancer", "--json"], check=True, capture_output=True,
+        text=True).stdout)["rollout"]
+    console.print(f"rollout #{rollout['id']}: version {rollout['challenger']} against "
+                  f"production version {rollout['champion']}, {rollout['weight']:.0%} of the "
+                  "traffic first")
+
+    key = subprocess.run([*cli, "keys", "create", "--name", "demo-traffic", "--role",
+                          "predictor", "--models", "cancer"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    port = _free_port()
+    env = {**os.environ, "MODELYARD_SERVING__ALIAS_POLL_S": "0.5"}
+    server = subprocess.Popen([*cli, "serve", "models:/cancer@production", "--port", str(port),
+                               "--no-grpc"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    live = world.sample(n=len(world), random_state=1)
+    answered: dict[str, int] = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                          headers={"Authorization": f"Bearer {key}"}) as http:
+            deadline = time.perf_counter() + 90
+            while True:
+                try:
+                    if http.get("/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.perf_counter() > deadline:
+                    raise SystemExit("the server did not become ready within 90 s")
+                time.sleep(0.05)
+            state, i = "active", 0
+            while state == "active":
+                if time.perf_counter() > deadline:
+                    raise SystemExit("the rollout did not finish within 90 s")
+                row = live.iloc[[i % len(live)]]
+                i += 1
+                body = {"inputs": [{"name": c, "shape": [1], "datatype": "FP64",
+                                    "data": row[c].tolist()} for c in row.columns]}
+                r = http.post("/v2/models/cancer/infer", json=body)
+                assert r.status_code == 200, r.text
+                version = r.json()["model_version"]
+                answered[version] = answered.get(version, 0) + 1
+                if i % 20 == 0:
+                    status = http.get("/v2/models/cancer/rollout")
+                    if status.status_code == 404:
+                        break
+                    state = status.json()["rollout"]["state"]
+                    time.sleep(0.05)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    console.print(f"sent {sum(answered.values())} requests, all answered: "
+                  + ", ".join(f"version {v}: {n}" for v, n in sorted(answered.items()))
+                  + "; the server advanced and promoted the canary on its own")
+    console.print("$ modelyard alias history cancer   (the last moves, with their reasons)")
+    changes = json.loads(subprocess.run([*cli, "alias", "history", "cancer", "--json"],
+                                        check=True, capture_output=True, text=True).stdout)
+    for c in changes[-4:]:
+        console.print(f"  {c['alias']}: {c['from_version']} -> {c['to_version']}  "
+                      f"[dim]{escape(c['reason'])}[/]")
+
+    bad = loop / "bad-pipeline.yaml"
+    bad.write_text(PIPELINE.format(params="{shuffle_labels: true}").replace(
+        "name: cancer-retrain", "name: cancer-bad-candidate"))
+    console.print("$ modelyard pipeline run bad-pipeline.yaml   (trained on shuffled labels)")
+    rejected = subprocess.run([*cli, "pipeline", "run", str(bad)], check=False, cwd=loop)
+    if rejected.returncode != 1:
+        raise SystemExit(f"the bad candidate was not rejected (exit {rejected.returncode})")
+    console.print(f"exit code {rejected.returncode}: the gate refused the candidate; nothing "
+                  "was registered")
+    console.print("$ modelyard pipeline runs")
+    subprocess.run([*cli, "pipeline", "runs"], check=True)
+
+
 def audit(cli: list[str], X_val: Any) -> None:
     step("11. Audit a data file before it reaches the model")
     dirty = X_val.head(50).copy()
@@ -407,12 +546,18 @@ def main() -> None:
     audit(cli, X_val)
     secure(cli, X_val)
     everywhere(cli, X_val)
+    close_the_loop(cli, data)
 
     client.close()
     console.print(Panel.fit(
-        f"Registry at {HOME}\nwhole loop so far in {time.perf_counter() - started:.1f} s. "
-        "Next: validation gates, rollouts and retraining (see the issues).",
-        title="modelyard demo done", border_style="green"))
+        f"The whole loop in {time.perf_counter() - started:.1f} s, on SQLite and files under "
+        f"{HOME}\n"
+        f"report:     {HOME / 'cancer-report.html'} (drift, quality, accuracy, trends)\n"
+        "rollouts:   modelyard rollout status cancer; modelyard rollout history cancer\n"
+        "retraining: modelyard pipeline runs; modelyard pipeline show 1\n"
+        "history:    modelyard alias history cancer; modelyard audit --model cancer\n"
+        "live:       GET /metrics and /v2/models/cancer/rollout on any modelyard serve",
+        title="modelyard demo done: where to look", border_style="green"))
 
 
 if __name__ == "__main__":
