@@ -245,7 +245,8 @@ def test_memory_does_not_grow_with_the_input(tmp_path: Path) -> None:
     rss = json.loads(done.stdout)  # MiB after each of the 150 chunks
     assert len(rss) == 151
     # Once the allocator has warmed up (a third of the way), scoring the remaining 200,000
-    # rows (46 MiB as float64) must not hold on to them: RSS stays within a quarter of that.
+    # rows (46 MiB as float64) must not hold on to them: RSS stays within half of that (a
+    # leak of the rows would grow it by all of it; allocator noise measured 4-10 MiB).
     third = len(rss) // 3
     rest_mib = (rows - rows // 3) * 30 * 8 / 2**20
-    assert max(rss[third:]) - rss[third] < rest_mib / 4, rss
+    assert max(rss[third:]) - rss[third] < rest_mib / 2, rss

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 
+from modelyard.core.periodic import PeriodicTask
 from modelyard.monitoring.log_store import LogStore
 from modelyard.monitoring.metric_store import MetricStore
 from modelyard.monitoring.monitor import (
@@ -22,39 +22,27 @@ __all__ = ["MonitorLoop"]
 log = logging.getLogger("modelyard.monitoring")
 
 
-class MonitorLoop:
-    """Runs :func:`monitor_model` for every model every ``every_s`` seconds and keeps the
-    latest result per model (read by the server's Prometheus collector)."""
+class MonitorLoop(PeriodicTask):
+    """Runs :func:`monitor_model` for every model every ``every_s`` seconds (the first round
+    one period after start) and keeps the latest result per model (read by the server's
+    Prometheus collector)."""
 
     def __init__(self, models: Callable[[], Sequence[str]], *, logs: LogStore,
                  source: ReferenceSource, config: MonitorConfig, metrics: MetricStore | None,
                  every_s: float, flush: Callable[[], object] | None = None) -> None:
+        super().__init__("modelyard-monitor", every_s)
         self.models = models
         self.logs = logs
         self.source = source
         self.config = config
         self.metrics = metrics
-        self.every_s = every_s
         self.flush = flush
         self.latest: dict[str, MonitorResult] = {}
         self.runs = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="modelyard-monitor",
-                                            daemon=True)
-            self._thread.start()
-
-    def close(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
 
     def run_once(self) -> dict[str, MonitorResult]:
+        """One round over every model; a model that fails is logged and skipped."""
+        started = time.monotonic()
         if self.flush is not None:
             self.flush()  # what the server answered so far is in the window
         for model in self.models():
@@ -65,10 +53,5 @@ class MonitorLoop:
             except Exception:  # one model's failure must not stop the others or the loop
                 log.exception("Monitoring %s failed; trying again next round.", model)
         self.runs += 1
+        log.info("Monitoring round %d took %.2f s.", self.runs, time.monotonic() - started)
         return self.latest
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            started = time.monotonic()
-            self.run_once()
-            log.info("Monitoring round %d took %.2f s.", self.runs, time.monotonic() - started)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "BATCH_ROUTE",
     "CLIENT_ERRORS",
     "MonitorConfig",
     "MonitorResult",
@@ -50,6 +51,11 @@ CLIENT_ERRORS = frozenset({"InvalidInputError", "SignatureError", "UnsupportedMo
                            "NotFoundError"})
 """Errors caused by the request, not the model: counted in ``invalid_input_rate``, not in
 ``error_rate``."""
+
+BATCH_ROUTE = "batch"
+"""The inference log's ``route`` for rows that ``modelyard batch`` scored (one record per
+chunk): they count for drift, quality and performance, not for latency."""
+
 
 class ReferenceSource(Protocol):
     """Where a run finds the served version's signature, profile, reference sample and model
@@ -223,8 +229,8 @@ def _compute(model: str, table: pa.Table, start: float, end: float, *, logs: Log
     values["invalid_input_rate"] = (
         (len(request_errors) - server_errors) / n_requests if n_requests else math.nan)
     ok = table.filter(_ok_mask(table)) if table.num_rows else table
-    if ok.num_rows:
-        latency = ok.filter(_first_mask(ok)).column("latency_ms").to_numpy()
+    latency = _request_latency(ok)
+    if latency.size:
         values["latency.p50_ms"] = float(np.quantile(latency, 0.5))
         values["latency.p99_ms"] = float(np.quantile(latency, 0.99))
         values["latency.mean_ms"] = float(latency.mean())
@@ -278,6 +284,18 @@ def _first_rows(table: pa.Table) -> np.ndarray:
     if table.num_rows == 0:
         return np.zeros(0, dtype=bool)
     return np.asarray(table.column("row").to_numpy(zero_copy_only=False) == 0)
+
+
+def _request_latency(ok: pa.Table) -> np.ndarray:
+    """Latency of the answered requests, one value per request. Batch rows are left out: their
+    latency is a whole chunk's (thousands of rows), not a request's, and would make the
+    latency objectives meaningless; drift, quality and performance still use those rows."""
+    import pyarrow.compute as pc
+
+    if ok.num_rows == 0:
+        return np.zeros(0)
+    live = pc.and_(_first_mask(ok), pc.not_equal(ok.column("route"), BATCH_ROUTE))
+    return np.asarray(ok.filter(live).column("latency_ms").to_numpy(), dtype=np.float64)
 
 
 def _first_mask(table: pa.Table) -> Any:

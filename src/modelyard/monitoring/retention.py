@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.core.periodic import PeriodicTask
 from modelyard.errors import InvalidInputError
 from modelyard.monitoring.log_store import LogStore
 
@@ -83,7 +83,7 @@ def prune_logs(store: LogStore, *, older_than_s: float, now: float | None = None
     return result
 
 
-class RetentionLoop:
+class RetentionLoop(PeriodicTask):
     """Prunes the inference log in a background thread: once at start, then every
     ``every_s`` (a day). Satisfies the server's ``Background`` protocol.
 
@@ -94,28 +94,13 @@ class RetentionLoop:
     def __init__(self, store: LogStore, *, older_than_s: float, every_s: float = DAY_S,
                  record: Callable[[PruneResult], object] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__("modelyard-retention", every_s, run_at_start=True)
         self.store = store
         self.older_than_s = older_than_s
-        self.every_s = every_s
         self.record = record
         self.clock = clock
         self.runs = 0
         self.last: PruneResult | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="modelyard-retention",
-                                            daemon=True)
-            self._thread.start()
-
-    def close(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
 
     def run_once(self) -> PruneResult | None:
         """One pruning run; a failure is logged (the next run tries again), never raised."""
@@ -136,8 +121,3 @@ class RetentionLoop:
     def _record(self, result: PruneResult) -> None:
         if self.record is not None and not result.empty:
             self.record(result)
-
-    def _run(self) -> None:
-        self.run_once()
-        while not self._stop.wait(self.every_s):
-            self.run_once()

@@ -4,7 +4,8 @@ skops refuses types it does not know. We additionally trust types defined inside
 itself (such as ``sklearn.tree._tree.Tree``, which every forest holds): they are rebuilt from
 arrays, not called. Anything else (your own classes, third-party estimators, functions) must be
 listed in ``trusted_types`` at registration, and the list is stored with the version so that
-loading trusts exactly what the registrant trusted.
+loading trusts exactly what the registrant trusted. The rule lives in
+:mod:`modelyard.security.skops_types`, which the scanner shares.
 
 Plain pickle or joblib files are refused unless the user passes ``trust_pickle``; even then
 they are converted to skops at registration, so no pickle is ever stored or loaded again.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import pickle
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +23,7 @@ import numpy as np
 from modelyard.core.tabular import Columns
 from modelyard.errors import UnsafeModelError, UnsupportedModelError
 from modelyard.runtimes.base import LoadOptions, SavedModel, SaveOptions, to_frame, to_matrix
+from modelyard.security.skops_types import check_trusted_types, skops_io
 
 __all__ = ["SklearnPredictor", "SklearnRuntime"]
 
@@ -94,17 +95,17 @@ class SklearnRuntime:
         return path.is_file() and path.suffix in (".skops", *_PICKLE_SUFFIXES)
 
     def save(self, obj: object, directory: Path, options: SaveOptions) -> SavedModel:
-        sio = _skops_io()
+        sio = skops_io()
         target = directory / _FILE
         sio.dump(obj, target)
-        trusted = _check_types(sio.get_untrusted_types(file=target), options.trusted_types)
+        trusted = check_trusted_types(sio.get_untrusted_types(file=target), options.trusted_types)
         return SavedModel(meta=_meta(obj, trusted))
 
     def save_path(self, path: Path, directory: Path, options: SaveOptions) -> SavedModel:
-        sio = _skops_io()
+        sio = skops_io()
         if path.suffix in _PICKLE_SUFFIXES:
             return self.save(_load_pickle(path, options), directory, options)
-        trusted = _check_types(sio.get_untrusted_types(file=path), options.trusted_types)
+        trusted = check_trusted_types(sio.get_untrusted_types(file=path), options.trusted_types)
         obj = sio.load(path, trusted=trusted)
         if not self.can_save(obj):
             raise UnsupportedModelError(
@@ -115,46 +116,9 @@ class SklearnRuntime:
         return SavedModel(meta=_meta(obj, trusted))
 
     def load(self, directory: Path, meta: dict[str, Any], options: LoadOptions) -> SklearnPredictor:
-        sio = _skops_io()
+        sio = skops_io()
         estimator = sio.load(directory / meta.get("file", _FILE), trusted=meta["trusted_types"])
         return SklearnPredictor(estimator)
-
-
-# When skops is imported it lists scikit-learn's estimators, and the package walk behind that
-# imports sklearn's array-API shims for torch, cupy and dask, which import those frameworks
-# when installed: about 1.4 s and 180 MB for torch alone, paid by every process that loads a
-# scikit-learn model. The shims are not estimators, so we hide them during that one import.
-_ARRAY_API_SHIMS = tuple(
-    f"sklearn.externals.array_api_compat.{name}" for name in ("torch", "cupy", "dask")
-)
-
-
-def _skops_io() -> Any:
-    if "skops.io" in sys.modules:
-        return sys.modules["skops.io"]
-    hidden = [m for m in _ARRAY_API_SHIMS if m not in sys.modules]
-    for module in hidden:
-        sys.modules[module] = None  # type: ignore[assignment]  # makes the import fail fast
-    try:
-        import skops.io
-    finally:
-        for module in hidden:
-            if sys.modules.get(module, 0) is None:
-                del sys.modules[module]
-    return skops.io
-
-
-def _check_types(untrusted: list[str], allowed: tuple[str, ...]) -> list[str]:
-    """Return the types to trust at load time, or refuse the model."""
-    refused = sorted(t for t in untrusted if not t.startswith("sklearn.") and t not in allowed)
-    if refused:
-        raise UnsafeModelError(
-            f"The model contains types that skops does not trust by default: {refused}. "
-            "Loading them could run code.",
-            hint="If you trust them, pass trusted_types=[...] to register() "
-            "(CLI: --trust-type NAME).",
-        )
-    return sorted(untrusted)
 
 
 def _load_pickle(path: Path, options: SaveOptions) -> object:

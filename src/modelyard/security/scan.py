@@ -28,7 +28,6 @@ import io
 import lzma
 import os
 import re
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -48,6 +47,7 @@ from modelyard.security.archives import (
 )
 from modelyard.security.findings import Finding, sort
 from modelyard.security.pickles import analyze_pickle, classify_global, findings_for
+from modelyard.security.skops_types import is_sklearn_type, skops_io
 
 __all__ = ["PICKLE_SUFFIXES", "ScanLimits", "scan_file", "scan_onnx", "scan_path", "scan_skops"]
 
@@ -344,27 +344,6 @@ def _scan_tar(path: Path, location: str, limits: ScanLimits) -> list[Finding]:
 
 
 # -- skops -------------------------------------------------------------------------------------
-# The same guard as the sklearn runtime's (runtimes/sklearn.py): importing skops walks
-# scikit-learn's array-API shims, which import torch, cupy and dask when installed.
-_ARRAY_API_SHIMS = tuple(
-    f"sklearn.externals.array_api_compat.{name}" for name in ("torch", "cupy", "dask"))
-
-
-def _skops_io() -> Any:
-    if "skops.io" in sys.modules:
-        return sys.modules["skops.io"]
-    hidden = [m for m in _ARRAY_API_SHIMS if m not in sys.modules]
-    for module in hidden:
-        sys.modules[module] = None  # type: ignore[assignment]  # makes the import fail fast
-    try:
-        import skops.io
-    finally:
-        for module in hidden:
-            if sys.modules.get(module, 0) is None:
-                del sys.modules[module]
-    return skops.io
-
-
 def scan_skops(path: Path, location: str) -> list[Finding]:
     """Findings for a skops file: the types skops would refuse to load without trust.
 
@@ -374,7 +353,7 @@ def scan_skops(path: Path, location: str) -> list[Finding]:
     ``--trust-type``.
     """
     try:
-        untrusted = _skops_io().get_untrusted_types(file=path)
+        untrusted = skops_io().get_untrusted_types(file=path)
     except Exception as exc:  # skops raises zip, JSON and key errors on a bad file
         return [Finding("medium", "skops.unreadable", location,
                         f"The skops file could not be read ({type(exc).__name__}: {exc}); it "
@@ -388,7 +367,7 @@ def scan_skops(path: Path, location: str) -> list[Finding]:
                 "high", "skops.dangerous-type", location,
                 f"The file holds {qualified}, which {reason}; skops refuses it unless trusted.",
                 "Never pass it to --trust-type; re-create the model without it."))
-        elif qualified.startswith("sklearn."):
+        elif is_sklearn_type(qualified):
             findings.append(Finding(
                 "info", "skops.sklearn-type", location,
                 f"The file holds {qualified}, a scikit-learn type modelyard trusts.", ""))
