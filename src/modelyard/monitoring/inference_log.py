@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -102,7 +103,10 @@ class InferenceLog:
         self.sample_rates = dict(sample_rates or {})
         self.default_sample_rate = default_sample_rate
         self.stats = LogStats()
-        self._random = random.Random(seed).random
+        # Sampling is decided by a hash of the request id (salted by the seed), not a coin:
+        # both records of a shadowed request (champion and challenger, one id) are kept or
+        # dropped together, so every logged pair can still be compared.
+        self._salt = random.Random(seed).getrandbits(32)
         self._clock = clock
         self._lock = threading.Lock()
         self._buffer: list[InferenceRecord] = []
@@ -116,7 +120,7 @@ class InferenceLog:
     # -- request path ------------------------------------------------------------------------
     def emit(self, record: InferenceRecord) -> None:
         rate = self.sample_rates.get(record.model, self.default_sample_rate)
-        if rate < 1.0 and self._random() >= rate:
+        if rate < 1.0 and zlib.crc32(record.request_id.encode(), self._salt) >= rate * 2**32:
             self.stats.sampled_out += 1
             return
         with self._lock:

@@ -219,7 +219,12 @@ def _compute(model: str, table: pa.Table, start: float, end: float, *, logs: Log
         # Everything is about the version serving now: after a swap, rows the previous version
         # answered would blur its figures (the runs that saw them stored them under it).
         table = table.filter(_version_mask(table, version))
+    # Requests are what the server answered: a batch job's chunks (route "batch") are not
+    # requests, so they count neither in the request totals nor in the error rates.
     first_rows = _first_rows(table)
+    if table.num_rows:
+        first_rows &= np.asarray(table.column("route").to_numpy(zero_copy_only=False)
+                                 != BATCH_ROUTE)
     errors = table.column("error").to_pylist() if table.num_rows else []
     n_requests = int(first_rows.sum())
     request_errors = [e for e, first in zip(errors, first_rows, strict=True) if first and e]

@@ -91,6 +91,7 @@ OPERATIONS: Mapping[str, Permission] = MappingProxyType({
     "model.metadata": Permission.VIEW,
     "model.ready": Permission.VIEW,
     "model.status": Permission.VIEW,  # TF-Serving's GET /v1/models/{name}
+    "model.rollout": Permission.VIEW,  # GET /v2/models/{name}/rollout: live rollout stats
     "repository.index": Permission.VIEW,
     "dashboard.view": Permission.VIEW,
     # Inference.

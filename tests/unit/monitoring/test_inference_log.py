@@ -118,6 +118,17 @@ def test_sampling_per_model() -> None:
     assert 850 < half.queued() < 1150
 
 
+def test_sampling_keeps_both_records_of_a_request_together() -> None:
+    # A shadowed request is logged twice under one id (champion and challenger versions).
+    sink = InferenceLog(MemoryStore(), default_sample_rate=0.3, seed=3)
+    for i in range(1000):
+        sink.emit(record(i))
+        sink.emit(record(i))
+    kept = [r.request_id for r in sink._buffer]
+    assert 200 < len(set(kept)) < 400
+    assert all(kept.count(rid) == 2 for rid in set(kept))
+
+
 def test_failed_store_writes_are_counted_and_the_writer_survives() -> None:
     sink = InferenceLog(MemoryStore(fail=True), flush_interval_s=0.01)
     sink.start()

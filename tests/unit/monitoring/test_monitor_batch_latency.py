@@ -1,5 +1,6 @@
-"""Latency and its objectives come from live requests only: rows that ``modelyard batch``
-logged (route ``batch``, one record per chunk) still count for the row-based figures."""
+"""Latency, request counts and error rates come from live requests only: rows that
+``modelyard batch`` logged (route ``batch``, one record per chunk) still count for the
+row-based figures."""
 
 from __future__ import annotations
 
@@ -62,6 +63,18 @@ def test_batch_chunks_do_not_count_as_request_latency(tmp_path: Path) -> None:
     live_rows = sum(len(r.inputs["amount"]) for r in live)
     assert result.values["rows"] == live_rows + 3 * 500
     assert result.n_rows == live_rows + 3 * 500
+    # ... but the chunks are not requests: neither counted nor in the error rates.
+    assert result.values["requests"] == 20
+    assert result.n_requests == 20
+
+
+def test_failed_batch_chunks_are_not_request_errors(tmp_path: Path) -> None:
+    live = [_record(i, route="v2", rows=1, latency_ms=5.0) for i in range(10)]
+    failed = InferenceRecord("batch-x", "fraud", 1, NOW - 60, None, {}, 100.0, BATCH_ROUTE,
+                             error="PredictionError")
+    result = _run(tmp_path, [*live, failed])
+    assert result.values["requests"] == 10
+    assert result.values["error_rate"] == 0.0
 
 
 def test_a_window_of_batch_rows_only_has_no_latency(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ _OPERATIONS: dict[str, str] = {
     "_model_metadata": "model.metadata", "_infer": "model.infer",
     "_feedback": "model.feedback", "_null": "server.null", "_v1_predict": "model.infer",
     "_v1_status": "model.status", "_torchserve": "model.infer",
-    "_rollout": "model.status",
+    "_rollout": "model.rollout",
 }
 
 
