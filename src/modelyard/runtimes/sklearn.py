@@ -117,8 +117,11 @@ class SklearnRuntime:
 
     def load(self, directory: Path, meta: dict[str, Any], options: LoadOptions) -> SklearnPredictor:
         sio = skops_io()
-        estimator = sio.load(directory / meta.get("file", _FILE), trusted=meta["trusted_types"])
-        return SklearnPredictor(estimator)
+        path = directory / meta.get("file", _FILE)
+        # The types to trust, by the same rule as at registration: scikit-learn's own and the
+        # ones trusted then (versions saved by older modelyards list only the latter).
+        trusted = check_trusted_types(sio.get_untrusted_types(file=path), meta["trusted_types"])
+        return SklearnPredictor(sio.load(path, trusted=trusted))
 
 
 def _load_pickle(path: Path, options: SaveOptions) -> object:

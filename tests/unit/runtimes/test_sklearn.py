@@ -272,3 +272,17 @@ def test_predict_equals_argmax_of_proba_where_declared(estimator: Any) -> None:
 def test_other_classifiers_do_not_claim_argmax() -> None:
     X, y = load_iris(return_X_y=True)
     assert not SklearnPredictor(SVC().fit(X, y)).predict_from_proba
+
+
+def test_load_trusts_sklearn_types_by_rule_and_only_the_listed_others(
+    halving: tuple[np.ndarray, Any], tmp_path: Path
+) -> None:
+    # Whatever skops trusts by default, loading applies modelyard's rule: scikit-learn's own
+    # types, plus what was trusted at registration (meta), nothing else.
+    X, model = halving
+    runtime = SklearnRuntime()
+    saved = runtime.save(model, tmp_path, SaveOptions(trusted_types=(HALVE,)))
+    loaded = runtime.load(tmp_path, {**saved.meta, "trusted_types": [HALVE]}, LoadOptions())
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with pytest.raises(UnsafeModelError, match=HALVE):
+        runtime.load(tmp_path, {**saved.meta, "trusted_types": []}, LoadOptions())

@@ -49,3 +49,30 @@ def test_skops_io_reads_a_real_file_and_leaves_no_hidden_modules(tmp_path: Path)
     assert untrusted, "skops should not trust a plain function"
     with pytest.raises(UnsafeModelError):
         check_trusted_types(untrusted, ())
+
+
+def test_a_fresh_process_imports_skops_without_walking_every_sklearn_module(
+        tmp_path: Path) -> None:
+    # skops' default estimator listing imports all of scikit-learn; modelyard skips it (it
+    # trusts sklearn's types by its own rule), and a registered-style file still round-trips.
+    import subprocess
+
+    script = f"""
+import sys
+from modelyard.security.skops_types import check_trusted_types, skops_io
+sio = skops_io()
+assert "sklearn.gaussian_process" not in sys.modules, "the estimator walk ran"
+import sklearn.utils
+assert sklearn.utils.all_estimators.__name__ == "all_estimators"  # restored
+from sklearn.linear_model import LogisticRegression
+model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+sio.dump(model, {str(tmp_path / 'lr.skops')!r})
+path = {str(tmp_path / 'lr.skops')!r}
+trusted = check_trusted_types(sio.get_untrusted_types(file=path), ())
+assert sio.load(path, trusted=trusted).predict([[1.0]])[0] == 1
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
