@@ -63,6 +63,22 @@ class ServingMetrics:
             "Shadow copies not sent because serving.shadow_max_inflight were pending.",
             ["model"], registry=self.registry)
         self._rollout_children: dict[tuple[str, int, str], Any] = {}
+        self._answered: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
+
+    def answered(self, model: str, version: str, route: str, status: int,
+                 seconds: float) -> None:
+        """Count one answered inference request and observe its latency.
+
+        The labelled children are looked up once per label set and cached: ``labels()``
+        builds and checks its key on every call (measured ~3 us of a ~60 us request)."""
+        key = (model, version, route, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (
+                self.requests.labels(model, version, route, str(status)),
+                self.latency.labels(model, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def rollout_request(self, model: str, version: int, role: str) -> None:
         """Count one rollout request (the labelled child is looked up once, then cached)."""

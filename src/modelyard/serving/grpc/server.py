@@ -187,8 +187,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             # Recorded before the answer leaves: context.abort() sends the status first.
             self.metrics.inflight.dec()
-            self.metrics.requests.labels(name, model_version, _ROUTE, str(status)).inc()
-            self.metrics.latency.labels(name, _ROUTE).observe(time.perf_counter() - started)
+            self.metrics.answered(name, model_version, _ROUTE, status,
+                                  time.perf_counter() - started)
         await _abort(context, error, request_id)
 
     # -- repository extension ----------------------------------------------------------------

@@ -389,8 +389,8 @@ class RestApp:
             status = status_of(exc)
             raise
         finally:
-            self.metrics.requests.labels(name, model_version, "v2", str(status)).inc()
-            self.metrics.latency.labels(name, "v2").observe(time.perf_counter() - started)
+            self.metrics.answered(name, model_version, "v2", status,
+                                  time.perf_counter() - started)
 
     async def _feedback(self, request: _Request, name: str) -> tuple[int, bytes, list[Any]]:
         try:
@@ -500,8 +500,8 @@ class RestApp:
             status = status_of(exc)
             raise
         finally:
-            self.metrics.requests.labels(name, model_version, route, str(status)).inc()
-            self.metrics.latency.labels(name, route).observe(time.perf_counter() - started)
+            self.metrics.answered(name, model_version, route, status,
+                                  time.perf_counter() - started)
 
     # -- operations ----------------------------------------------------------------------------
     async def _metrics(self, request: _Request) -> tuple[int, bytes, list[Any]]:
