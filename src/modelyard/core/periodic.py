@@ -8,6 +8,7 @@ server's ``Background`` protocol (``start()`` after startup, ``close(timeout)`` 
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import threading
@@ -19,7 +20,7 @@ __all__ = ["PeriodicTask"]
 log = logging.getLogger("modelyard.periodic")
 
 
-class PeriodicTask:
+class PeriodicTask(abc.ABC):
     """Calls :meth:`run_once` every ``every_s`` seconds in a daemon thread named ``name``.
 
     Subclasses override :meth:`run_once`; it may also be called directly (a CLI command doing
@@ -57,9 +58,9 @@ class PeriodicTask:
         """True between :meth:`start` and :meth:`close`."""
         return self._thread is not None
 
+    @abc.abstractmethod
     def run_once(self) -> object:
-        """One run of the work; subclasses override it."""
-        raise NotImplementedError(f"{type(self).__name__} must define run_once().")
+        """One run of the work; every subclass defines it."""
 
     def start(self) -> None:
         """Start the schedule in a daemon thread (does nothing if it is already running)."""
