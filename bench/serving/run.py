@@ -124,6 +124,7 @@ TARGET_IDLE_RSS_MIB = 150.0
 TARGET_READY_S = 1.5
 TARGET_LOG_ON_VS_OFF = 0.9  # serving with the inference log on: within 10% of log off
 LOG_OFF = "modelyard log off"
+ONNX = "modelyard --prefer-onnx"
 
 console = Console(width=None if sys.stdout.isatty() else 150)
 
@@ -767,6 +768,42 @@ def bench_modelyard_log_off(bm: BenchModel, ctx: Context) -> ServerRun | None:
     return run
 
 
+def bench_modelyard_onnx(bm: BenchModel, ctx: Context) -> ServerRun | None:
+    """The same version served through its verified ONNX export (``modelyard export onnx``,
+    then ``serve --prefer-onnx``): no scikit-learn in the server process."""
+    plan = ctx.plan
+    if plan.standin or not _selected(plan, "modelyard-onnx"):
+        return None
+    run = ServerRun(bm.name, ONNX)
+    env = {"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"}
+    exported = subprocess.run(
+        [str(VENV_BIN / "modelyard"), "export", "onnx", f"models:/{bm.name}@production"],
+        env={**os.environ, **env}, capture_output=True, text=True, check=False, cwd=ROOT)
+    if exported.returncode != 0:
+        run.note = f"export failed: {(exported.stderr or exported.stdout).strip()[-200:]}"
+        return run
+    port = free_port()
+    cmd = [str(VENV_BIN / "modelyard"), "serve", f"models:/{bm.name}@production",
+           "--host", "127.0.0.1", "--port", str(port), "--no-grpc", "--prefer-onnx"]  # fmt: skip
+    try:
+        with running(
+            cmd,
+            env=env,
+            base=f"http://127.0.0.1:{port}",
+            ready_path="/v2/health/ready",
+            log=LOGS / f"onnx-{bm.name}.log",
+            cwd=ROOT,
+        ) as server:
+            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
+            run.points += http_points(server, oip_route(bm.name), bm, plan, ctx.work, ONNX)
+            run.peak_rss_mib = server.rss_mib("VmHWM")
+    except Unavailable as exc:
+        run.note = f"modelyard --prefer-onnx failed: {exc}"
+    except WrongAnswer as exc:
+        _wrong(run, exc)
+    return run
+
+
 def bench_mlserver(bm: BenchModel, ctx: Context, workers: int) -> ServerRun | None:
     key = "mlserver" if workers == 1 else "mlserver-inproc"
     if not _selected(ctx.plan, key):
@@ -953,6 +990,17 @@ def evaluate(runs: list[ServerRun], models: list[BenchModel], plan: Plan) -> lis
                 TARGET_READY_S,
             )
         )
+        twin = next((r for r in runs if r.server == ONNX and r.model == bm.name), None)
+        if twin is not None and twin.points:
+            checks.append(_check(f"{bm.name}: {ONNX} idle RSS", twin.idle_rss_mib, "MiB", "<",
+                                 TARGET_IDLE_RSS_MIB))
+            checks.append(_check(f"{bm.name}: {ONNX} ready after start", twin.ready_s, "s",
+                                 "<=", TARGET_READY_S))
+            twin1 = _point(runs, bm.name, ONNX, "OIP v2", 1)
+            checks.append(_check(
+                f"{bm.name} c=1: {ONNX} p50 - raw predict ({bm.raw_predict_ms:.3f} ms)",
+                twin1.p50_ms - bm.raw_predict_ms if twin1 and twin1.p50_ms is not None else None,
+                "ms", "<=", TARGET_OVERHEAD_MS))
     return checks
 
 
@@ -1059,8 +1107,8 @@ def write_json(
 
 # -- main ------------------------------------------------------------------------------------
 ALL_KEYS = (
-    "modelyard", "modelyard-invocations", "null", "modelyard-nolog", "mlserver",
-    "mlserver-inproc", "mlflow",
+    "modelyard", "modelyard-invocations", "null", "modelyard-nolog", "modelyard-onnx",
+    "mlserver", "mlserver-inproc", "mlflow",
 )  # fmt: skip
 
 
@@ -1163,7 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         ctx = Context(plan, work, work / "home", envs)
         with console.status("saving the models for every server"):
-            if plan.servers & {"modelyard", "modelyard-invocations", "null"}:
+            if plan.servers & {"modelyard", "modelyard-invocations", "null", "modelyard-nolog",
+                                "modelyard-onnx"}:
                 save_for_modelyard(models, ctx.home)
             for bm in models:
                 if isinstance(envs.get("mlserver"), Path):
@@ -1174,6 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
             console.rule(bm.name)
             runs += bench_modelyard(bm, ctx, first_model=i == 0)
             if (run := bench_modelyard_log_off(bm, ctx)) is not None:
+                runs.append(run)
+            if (run := bench_modelyard_onnx(bm, ctx)) is not None:
                 runs.append(run)
             for workers in (1, 0):
                 if (run := bench_mlserver(bm, ctx, workers)) is not None:

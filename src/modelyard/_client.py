@@ -282,6 +282,21 @@ class Client:
         """Return ``alias`` to the version it pointed to before the current one."""
         return self.store.rollback(name, alias, self.settings.actor(), reason)
 
+    def onnx_twin(self, version: ModelVersion) -> ModelVersion | None:
+        """The newest ready ONNX export of ``version`` that computes the same answers: exported
+        from it (``modelyard export onnx``, checked against it then), neither quantized nor
+        pruned. What ``serving.prefer_onnx`` serves in its place.
+
+        >>> client.onnx_twin(client.resolve("models:/fraud@production"))  # doctest: +SKIP
+        ModelVersion(name='fraud', version=4, format='onnx', ...)
+        """
+        twins = [v for v in self.store.list_versions(version.name, include_archived=False)
+                 if v.format == "onnx" and v.status == Status.READY
+                 and v.lineage.parent_version == version.version
+                 and v.tags.get("exported_from") == version.uri
+                 and "quantized" not in v.tags and "pruned" not in v.tags]
+        return max(twins, key=lambda v: v.version) if twins else None
+
     # -- rollouts ----------------------------------------------------------------------------
     @property
     def rollouts(self) -> SqlRolloutStore:

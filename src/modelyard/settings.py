@@ -77,6 +77,10 @@ class DeploymentSettings(BaseModel):
     """Share of this model's requests written to the inference log; default: the
     monitoring section's."""
 
+    prefer_onnx: bool | None = None
+    """Serve through the version's verified ONNX export; default: the server's
+    ``prefer_onnx``."""
+
 
 class ServingSettings(BaseModel):
     """The inference server."""
@@ -116,6 +120,13 @@ class ServingSettings(BaseModel):
     handing a batch to a thread and back costs ~0.1 ms on one core, more than such a model
     takes. Slower models (and any model whose calls turn slow) run in their threads; 0 keeps
     every model in threads."""
+
+    prefer_onnx: bool = False
+    """Serve a scikit-learn version through its verified ONNX export when it has one (a
+    version ``modelyard export onnx`` registered from it, not quantized or pruned): the server
+    then never imports scikit-learn for it (measured: ready in 0.75 s instead of 2.1 s, 147
+    instead of 247 MiB, single-row requests 2.3x faster). Answers, logs and metrics still
+    name the source version; probabilities may differ by the export's checked tolerance."""
 
     memory_budget_mb: int = Field(default=2048, ge=1)
     """Explicit versions loaded on demand are evicted least-recently-used past this budget."""

@@ -378,6 +378,8 @@ class DataPlane:
                                      "reason": dep.error or dep.rollout_error or ""}
             if dep.current is not None:
                 entry["version"] = str(dep.current.version.version)
+                if dep.current.served_by is not None:
+                    entry["served_by"] = dep.current.served_by.uri
             if dep.rollout is not None:
                 entry["rollout"] = {"id": dep.rollout.id, "mode": str(dep.rollout.mode),
                                     "challenger": dep.rollout.challenger,

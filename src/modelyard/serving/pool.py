@@ -50,6 +50,8 @@ class DeploymentSpec:
     batching: BatchingSettings = field(default_factory=BatchingSettings)
     replicas: int = 1
     timeout_s: float | None = None
+    prefer_onnx: bool | None = None
+    """Serve through the version's verified ONNX export (None: the server's setting)."""
 
     @classmethod
     def from_ref(cls, ref: str | ModelRef, **kwargs: Any) -> DeploymentSpec:
@@ -67,6 +69,8 @@ class Loaded:
     outputs: tuple[str, ...]
     load_seconds: float
     last_used: float = 0.0
+    served_by: ModelVersion | None = None
+    """The ONNX export answering for ``version`` (``serving.prefer_onnx``), if any."""
     reported: bool = False
     """A failure of this version's predict was logged with its traceback (once)."""
 
@@ -92,7 +96,9 @@ class Deployment:
         return self.spec.ref.alias is not None
 
 
-def _predict_fn(model: Model) -> Any:
+def _predict_fn(model: Model, *, widen: bool = False) -> Any:
+    """The batch predict call of ``model``. ``widen``: return float32 outputs as float64 (an
+    ONNX export answering for a scikit-learn version keeps the version's output types)."""
     predictor = model.predictor
     proba = getattr(predictor, "predict_proba", None) if model.has_proba else None
     classes = getattr(predictor, "classes", None)
@@ -109,6 +115,9 @@ def _predict_fn(model: Model) -> Any:
             out = {"predict": np.asarray(predictor.predict(data))}
             if proba is not None:
                 out["predict_proba"] = np.asarray(proba(data))
+        if widen:
+            out = {k: v.astype(np.float64) if v.dtype == np.float32 else v
+                   for k, v in out.items()}
         for name, value in out.items():
             if value.ndim == 0 or value.shape[0] != rows:
                 raise PredictionError(
@@ -161,7 +170,12 @@ class ModelPool:
 
     async def _load(self, spec: DeploymentSpec, version: ModelVersion) -> Loaded:
         started = time.perf_counter()
-        model = await asyncio.to_thread(self.source.load, version.uri)
+        twin = await self._onnx_twin(spec, version)
+        model = await asyncio.to_thread(self.source.load, (twin or version).uri)
+        if twin is not None:
+            # Answer as the source version: clients, logs, metrics and rollouts name the version
+            # the alias points to; its export only computes the answers (same signature).
+            model.version, model.signature = version, version.signature
         seconds = time.perf_counter() - started
         batching = spec.batching
         name = spec.name
@@ -173,7 +187,7 @@ class ModelPool:
                 hist.observe(wait)
 
         batcher = Batcher(
-            _predict_fn(model), max_batch_size=batching.max_batch_size,
+            _predict_fn(model, widen=twin is not None), max_batch_size=batching.max_batch_size,
             max_batch_delay_s=batching.max_batch_delay_ms / 1000.0,
             max_queue=self.settings.max_queue, replicas=spec.replicas, name=name,
             inline_below_s=self.settings.inline_predict_ms / 1000.0,
@@ -182,8 +196,22 @@ class ModelPool:
         outputs = ("predict", "predict_proba") if model.has_proba else ("predict",)
         self.metrics.load_seconds.labels(name, str(version.version)).set(seconds)
         self.metrics.loaded.labels(name, str(version.version)).set(1)
-        log.info("Loaded %s as %r in %.2f s", version.uri, name, seconds)
-        return Loaded(model, version, batcher, outputs, seconds, time.monotonic())
+        if twin is not None:
+            log.info("Loaded %s as %r through its ONNX export %s in %.2f s", version.uri, name,
+                     twin.uri, seconds)
+        else:
+            log.info("Loaded %s as %r in %.2f s", version.uri, name, seconds)
+        return Loaded(model, version, batcher, outputs, seconds, time.monotonic(),
+                      served_by=twin)
+
+    async def _onnx_twin(self, spec: DeploymentSpec, version: ModelVersion
+                         ) -> ModelVersion | None:
+        prefer = spec.prefer_onnx if spec.prefer_onnx is not None else self.settings.prefer_onnx
+        finder = getattr(self.source, "onnx_twin", None)
+        if not prefer or version.format != "sklearn" or finder is None:
+            return None
+        twin: ModelVersion | None = await asyncio.to_thread(finder, version)
+        return twin
 
     async def _watch(self) -> None:
         """Follow aliases: when one moves, load the new version and swap it in."""

@@ -44,7 +44,7 @@ def specs_from_settings(settings: ServingSettings) -> list[DeploymentSpec]:
     return [
         DeploymentSpec.from_ref(
             d.model, name=d.name, batching=d.batching or settings.batching,
-            replicas=d.replicas, timeout_s=d.timeout_s)
+            replicas=d.replicas, timeout_s=d.timeout_s, prefer_onnx=d.prefer_onnx)
         for d in settings.deployments
     ]
 

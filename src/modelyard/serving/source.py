@@ -10,17 +10,22 @@ says whether a source can. Sources without it (most test fakes) simply get no ro
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from modelyard.core.entities import ModelVersion
 from modelyard.core.references import ModelRef
+from modelyard.errors import ModelyardError
 from modelyard.runtimes.model import Model
 
 if TYPE_CHECKING:
     from modelyard.core.rollout import Decision, Rollout
 
 __all__ = ["ModelSource", "RolloutSource", "SignedSource", "rollout_source"]
+
+
+log = logging.getLogger("modelyard.serving")
 
 
 class ModelSource(Protocol):
@@ -75,6 +80,21 @@ class SignedSource:
         self.check(version)
         # Load exactly the version that was checked, even if an alias moved meanwhile.
         return self.source.load(version.uri)
+
+    def onnx_twin(self, version: ModelVersion) -> ModelVersion | None:
+        """The wrapped source's ONNX export of ``version``, if both pass the check (an
+        unsigned export is not used: the version is then served by its own runtime)."""
+        finder = getattr(self.source, "onnx_twin", None)
+        twin: ModelVersion | None = None if finder is None else finder(version)
+        if twin is None:
+            return None
+        self.check(version)  # refused as it would be without the export
+        try:
+            self.check(twin)
+        except ModelyardError as exc:
+            log.warning("Not serving %s through %s: %s", version.uri, twin.uri, exc)
+            return None
+        return twin
 
     def active_rollout(self, name: str) -> Rollout | None:
         inner = rollout_source(self.source)

@@ -53,3 +53,13 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, match: str) -> N
 def test_nothing_to_serve() -> None:
     with pytest.raises(InvalidInputError, match="No model to serve"):
         _serving_settings(ServingSettings(), [], None)
+
+
+def test_prefer_onnx_from_the_flag_and_per_model_in_yaml(tmp_path: Path) -> None:
+    s = _serving_settings(ServingSettings(), ["models:/a@production"], None, prefer_onnx=True)
+    assert s.prefer_onnx is True
+    assert _serving_settings(ServingSettings(), ["models:/a/1"], None).prefer_onnx is False
+    config = tmp_path / "serve.yaml"
+    config.write_text("models:\n  - model: models:/a@production\n    prefer_onnx: false\n")
+    assert _serving_settings(ServingSettings(prefer_onnx=True), [], config).deployments[
+        0].prefer_onnx is False
