@@ -222,7 +222,7 @@ def test_monitor_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Traceback" not in err
     code, _, err = _cli(capsys, "monitor", "run", "--config", tmp_path / "missing.yaml")
     assert code == 3
-    assert "does not exist" in err
+    assert "There is no monitoring config at" in err
     code, _out, err = _cli(capsys, "monitor", "run", "--window", "soon")
     assert code == 2
     assert "soon" in err

@@ -12,7 +12,8 @@ from rich.text import Text
 from modelyard.cli.context import client_of
 from modelyard.cli.datafiles import read_table
 from modelyard.cli.render import console, print_json
-from modelyard.errors import InvalidInputError, NotFoundError
+from modelyard.core.yaml_files import read_yaml_mapping
+from modelyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from modelyard.monitoring.quality import QualityCheck, QualityConfig, QualityReport
@@ -70,30 +71,12 @@ def audit(
 
 def load_quality_config(path: Path) -> QualityConfig:
     """Read :class:`~modelyard.monitoring.quality.QualityConfig` thresholds from a YAML file."""
-    import yaml
     from pydantic import ValidationError
 
     from modelyard.monitoring.quality import QualityConfig
 
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise NotFoundError(f"There is no quality config at {str(path)!r}.",
-                            hint="Check the --config path.") from None
-    except OSError as exc:
-        raise InvalidInputError(f"Cannot read the quality config {str(path)!r}: {exc}.") from exc
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        reason = " ".join(str(exc).split())  # one line: PyYAML's messages span several
-        raise InvalidInputError(f"{str(path)!r} is not valid YAML: {reason}",
-                                hint="Check the file's indentation and quoting.") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise InvalidInputError(
-            f"{str(path)!r} must hold a mapping of thresholds. Got a {type(doc).__name__} "
-            "instead.", hint="Example: 'missing_margin: 0.02'.")
+    doc = read_yaml_mapping(path, what="quality config", contents="thresholds",
+                            hint="Example: 'missing_margin: 0.02'.")
     try:
         return QualityConfig.model_validate(doc)
     except ValidationError as exc:

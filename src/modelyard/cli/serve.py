@@ -11,6 +11,7 @@ import typer
 
 from modelyard.cli.context import State
 from modelyard.cli.render import err_console
+from modelyard.core.yaml_files import read_yaml_mapping
 from modelyard.errors import InvalidInputError
 from modelyard.settings import DeploymentSettings, ServingSettings, Settings
 
@@ -98,16 +99,8 @@ def _serving_settings(base: ServingSettings, refs: list[str], config: Path | Non
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.exists():
-        raise InvalidInputError(f"There is no config file at {str(path)!r}.")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{str(path)!r} must hold a mapping of server options.")
+    doc = read_yaml_mapping(path, what="server config", contents="server options",
+                            hint="Example: 'models: [models:/fraud@production]'.")
     models = doc.pop("models", None) or []
     if not isinstance(models, list):
         raise InvalidInputError(f"'models' in {str(path)!r} must be a list.")

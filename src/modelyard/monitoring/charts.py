@@ -128,9 +128,11 @@ def numeric_histogram(
         lo, hi = np.percentile(both, [0.1, 99.9])
         if not hi > lo:  # a constant column, or one dominated by a single value
             lo, hi = float(both.min()), float(both.max())
-        if not hi > lo:
-            lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, bins + 1)
+        # A constant column, or a range too narrow for the floats to tell its bins apart
+        # (say 0 and 5e-324): one unit around it instead.
+        if not np.all(np.diff(edges) > 0):
+            edges = np.linspace(lo - 0.5, hi + 0.5, bins + 1)
     return NumericHistogram(
         edges=edges,
         reference=_shares(ref_ok, edges),

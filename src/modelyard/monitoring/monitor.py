@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
+from modelyard.core.yaml_files import read_yaml_mapping
+from modelyard.errors import InvalidInputError, ModelyardError
 from modelyard.monitoring.alerts import AlertEvent, AlertsConfig, evaluate, load_alerts
 from modelyard.monitoring.drift import DatasetDrift, DriftConfig, dataset_drift
 from modelyard.monitoring.feedback import join_feedback
@@ -92,19 +93,9 @@ def load_monitor_config(path: Path | None, *, window: str | None = None) -> Moni
 
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text())
-        except FileNotFoundError:
-            raise NotFoundError(f"The monitoring config {str(path)!r} does not exist.",
-                                hint="Check the path (monitoring.config).") from None
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(
-                f"The monitoring config {str(path)!r} is not valid YAML: "
-                f"{' '.join(str(exc).split())}", hint="Check the indentation.") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise InvalidInputError(f"The monitoring config {str(path)!r} must be a mapping.",
-                                    hint="See docs/monitoring.md for an example.")
-        data = dict(loaded or {})
+        data = read_yaml_mapping(path, what="monitoring config",
+                                 contents="monitoring settings",
+                                 hint="See docs/monitoring.md for an example.")
     alert_keys = {k: data.pop(k) for k in ("rules", "sinks", "objectives") if k in data}
     alerts = load_alerts(yaml.safe_dump(alert_keys)) if alert_keys else AlertsConfig()
     if window is not None:

@@ -46,10 +46,10 @@ from pydantic import (
     model_validator,
 )
 
+from modelyard.core.yaml_files import read_yaml_mapping
 from modelyard.errors import (
     ConfigurationError,
     InvalidInputError,
-    NotFoundError,
     PredictionError,
     SignatureError,
 )
@@ -167,28 +167,11 @@ def load_gates(path: str | Path) -> GatesConfig:
     >>> load_gates("gates.yaml").metrics["accuracy"].min                    # doctest: +SKIP
     0.9
     """
-    import yaml
 
     where = str(path)
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise NotFoundError(f"There is no gates file at {where!r}.",
-                            hint="Check the --config path.") from None
-    except OSError as exc:
-        raise ConfigurationError(f"Cannot read the gates file {where!r}: {exc}.") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        reason = " ".join(str(exc).split())  # one line: PyYAML's messages span several
-        raise ConfigurationError(f"{where!r} is not valid YAML: {reason}",
-                                 hint="Check the file's indentation and quoting.") from None
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigurationError(
-            f"{where!r} must hold a mapping of gates. Got a {type(doc).__name__} instead.",
-            hint="Example: 'metrics: {accuracy: {min: 0.9}}'. See docs/ci.md.")
+    doc = read_yaml_mapping(path, what="gates file", contents="gates",
+                            hint="Example: 'metrics: {accuracy: {min: 0.9}}'. See docs/ci.md.",
+                            error=ConfigurationError)
     try:
         config = GatesConfig.model_validate(doc)
     except ValidationError as exc:

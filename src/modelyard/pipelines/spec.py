@@ -41,6 +41,7 @@ from pydantic import (
 )
 
 from modelyard.core.names import validate_alias, validate_model_name
+from modelyard.core.yaml_files import read_yaml_mapping
 from modelyard.errors import InvalidInputError, ModelyardError, NotFoundError
 from modelyard.pipelines.gates import GatesConfig, load_gates
 
@@ -448,26 +449,9 @@ def load_spec(path: str | Path) -> PipelineSpec:
     >>> spec.model, spec.split.kind                                 # doctest: +SKIP
     ('fraud', 'time')
     """
-    import yaml
 
     file = Path(path).expanduser()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NotFoundError(f"There is no pipeline file at {str(file)!r}.",
-                            hint="Check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"Cannot read the pipeline file {str(file)!r}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(
-            f"The pipeline file {str(file)!r} is not valid YAML: {' '.join(str(exc).split())}",
-            hint="Check the indentation; quote values that contain ': '.") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(
-            f"The pipeline file {str(file)!r} must be a mapping of keys; got "
-            f"{type(data).__name__}.", hint=_EXAMPLE)
+    data = read_yaml_mapping(file, what="pipeline file", contents="keys", hint=_EXAMPLE)
     return parse_spec(data, base_dir=file.resolve().parent, source=str(file))
 
 
