@@ -41,6 +41,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_ready(http: Any, seconds: float, what: str = "the server") -> None:
+    """Poll /v2/health/ready until the server answers 200, or stop the demo."""
+    import httpx
+
+    deadline = time.perf_counter() + seconds
+    while True:
+        try:
+            if http.get("/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"{what} did not become ready within {seconds:g} s")
+        time.sleep(0.05)
+
+
 DRIFTED = ["mean radius", "mean perimeter", "mean area", "worst radius", "worst perimeter",
            "worst area", "mean texture", "worst texture"]
 
@@ -60,15 +76,7 @@ def serve_and_swap(cli: list[str], X_val: Any, y_val: Any) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=url, timeout=10) as http:
-            while True:
-                try:
-                    if http.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() - started > 60:
-                    raise SystemExit("the server did not become ready within 60 s")
-                time.sleep(0.05)
+            _wait_ready(http, 60)
             console.print(f"ready in {time.perf_counter() - started:.2f} s")
             rows = X_val.head(2)
             body = {"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP64",
@@ -228,16 +236,7 @@ def secure(cli: list[str], X_val: Any) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            deadline = time.perf_counter() + 60
-            while True:
-                try:
-                    if http.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() > deadline:
-                    raise SystemExit("the secured server did not become ready within 60 s")
-                time.sleep(0.05)
+            _wait_ready(http, 60, "the secured server")
             rows = X_val.head(1)
             body = {"inputs": [{"name": c, "shape": [1], "datatype": "FP64",
                                 "data": rows[c].tolist()} for c in rows.columns]}
@@ -374,16 +373,8 @@ def close_the_loop(cli: list[str], data: Any) -> None:
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
                           headers={"Authorization": f"Bearer {key}"}) as http:
+            _wait_ready(http, 90)
             deadline = time.perf_counter() + 90
-            while True:
-                try:
-                    if http.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() > deadline:
-                    raise SystemExit("the server did not become ready within 90 s")
-                time.sleep(0.05)
             state, i = "active", 0
             while state == "active":
                 if time.perf_counter() > deadline:

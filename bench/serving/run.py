@@ -745,27 +745,7 @@ def bench_modelyard_log_off(bm: BenchModel, ctx: Context) -> ServerRun | None:
     if plan.standin or not _selected(plan, "modelyard-nolog"):
         return None
     top = dataclasses.replace(plan, concurrencies=(max(plan.concurrencies),))
-    port = free_port()
-    cmd = [str(VENV_BIN / "modelyard"), "serve", f"models:/{bm.name}@production",
-           "--host", "127.0.0.1", "--port", str(port), "--no-grpc", "--no-log"]  # fmt: skip
-    run = ServerRun(bm.name, LOG_OFF)
-    try:
-        with running(
-            cmd,
-            env={"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"},
-            base=f"http://127.0.0.1:{port}",
-            ready_path="/v2/health/ready",
-            log=LOGS / f"log-off-{bm.name}.log",
-            cwd=ROOT,
-        ) as server:
-            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
-            run.points += http_points(server, oip_route(bm.name), bm, top, ctx.work, LOG_OFF)
-            run.peak_rss_mib = server.rss_mib("VmHWM")
-    except Unavailable as exc:
-        run.note = f"modelyard --no-log failed: {exc}"
-    except WrongAnswer as exc:
-        _wrong(run, exc)
-    return run
+    return _modelyard_variant(bm, ctx, LOG_OFF, ["--no-log"], "log-off", top)
 
 
 def bench_modelyard_onnx(bm: BenchModel, ctx: Context) -> ServerRun | None:
@@ -774,31 +754,42 @@ def bench_modelyard_onnx(bm: BenchModel, ctx: Context) -> ServerRun | None:
     plan = ctx.plan
     if plan.standin or not _selected(plan, "modelyard-onnx"):
         return None
-    run = ServerRun(bm.name, ONNX)
-    env = {"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"}
     exported = subprocess.run(
         [str(VENV_BIN / "modelyard"), "export", "onnx", f"models:/{bm.name}@production"],
-        env={**os.environ, **env}, capture_output=True, text=True, check=False, cwd=ROOT)
+        env={**os.environ, **_modelyard_env(ctx)}, capture_output=True, text=True,
+        check=False, cwd=ROOT)
     if exported.returncode != 0:
+        run = ServerRun(bm.name, ONNX)
         run.note = f"export failed: {(exported.stderr or exported.stdout).strip()[-200:]}"
         return run
+    return _modelyard_variant(bm, ctx, ONNX, ["--prefer-onnx"], "onnx", plan)
+
+
+def _modelyard_env(ctx: Context) -> dict[str, str]:
+    return {"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"}
+
+
+def _modelyard_variant(bm: BenchModel, ctx: Context, label: str, flags: list[str],
+                       log_name: str, plan: Plan) -> ServerRun:
+    """``modelyard serve`` with extra ``flags``, measured on the OIP v2 route."""
     port = free_port()
     cmd = [str(VENV_BIN / "modelyard"), "serve", f"models:/{bm.name}@production",
-           "--host", "127.0.0.1", "--port", str(port), "--no-grpc", "--prefer-onnx"]  # fmt: skip
+           "--host", "127.0.0.1", "--port", str(port), "--no-grpc", *flags]  # fmt: skip
+    run = ServerRun(bm.name, label)
     try:
         with running(
             cmd,
-            env=env,
+            env=_modelyard_env(ctx),
             base=f"http://127.0.0.1:{port}",
             ready_path="/v2/health/ready",
-            log=LOGS / f"onnx-{bm.name}.log",
+            log=LOGS / f"{log_name}-{bm.name}.log",
             cwd=ROOT,
         ) as server:
             run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
-            run.points += http_points(server, oip_route(bm.name), bm, plan, ctx.work, ONNX)
+            run.points += http_points(server, oip_route(bm.name), bm, plan, ctx.work, label)
             run.peak_rss_mib = server.rss_mib("VmHWM")
     except Unavailable as exc:
-        run.note = f"modelyard --prefer-onnx failed: {exc}"
+        run.note = f"modelyard {' '.join(flags)} failed: {exc}"
     except WrongAnswer as exc:
         _wrong(run, exc)
     return run

@@ -98,7 +98,7 @@ def test_file_errors(tmp_path: Path) -> None:
         load_spec(tmp_path / "missing.yaml")
     with pytest.raises(InvalidInputError, match="is not valid YAML"):
         load_spec(write(tmp_path, "name: [unclosed"))
-    with pytest.raises(InvalidInputError, match="must hold a mapping of keys. Got a list"):
+    with pytest.raises(InvalidInputError, match=r"must hold a mapping of keys\. Got a list"):
         load_spec(write(tmp_path, "- a\n- b\n"))
 
 
