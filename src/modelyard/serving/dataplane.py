@@ -124,7 +124,7 @@ class DataPlane:
         """
         if version is None and self.pool.routed:
             dep = self.pool.routed.get(name)
-            if dep is not None:
+            if dep is not None and dep.challenger is not None:
                 return await self._infer_rollout(dep, name, data, request_id or new_request_id(),
                                                  route, outputs, headers)
         started = time.perf_counter()
@@ -181,11 +181,14 @@ class DataPlane:
         # Taken together, now: a decision may change the deployment while this request runs.
         rollout, champion, challenger, stats = (dep.rollout, dep.current, dep.challenger,
                                                 dep.rollout_stats)
-        # The pool lists a deployment in ``routed`` only with all four set.
-        assert rollout is not None
-        assert champion is not None
-        assert challenger is not None
-        assert stats is not None
+        if rollout is None or champion is None or challenger is None or stats is None:
+            # A decision changed the deployment between the lookup and here (the pool keeps
+            # ``routed`` in step, but never trust a snapshot): the champion answers.
+            loaded = self.pool.get(name)
+            started, arrived = time.perf_counter(), time.time()
+            picked, _ = await self._answer(loaded, name, data, request_id, route, outputs,
+                                           started, arrived)
+            return Prediction(name, loaded.version.version, request_id, picked)
         if rollout.mode == RolloutMode.SHADOW:
             picked, result = await self._observed(champion, CHAMPION, stats, rollout, name,
                                                   data, request_id, route, outputs)

@@ -251,6 +251,7 @@ class ModelPool:
                 else:
                     new = await self._load(dep.spec, version)
                 dep.current, dep.error = new, None  # the swap: atomic on the event loop
+                self._route(dep)  # before the next await: requests must not see a half-state
                 swapped = True
                 if old is not None:
                     self.metrics.swaps.labels(name).inc()
@@ -312,6 +313,7 @@ class ModelPool:
                     dep.challenger.version.version != rollout.challenger):
                 self._retire(dep.challenger)
                 dep.challenger = None
+                self._route(dep)
             dep.rollout_stats = RolloutStats(rollout_id=rollout.id, champion=rollout.champion,
                                              challenger=rollout.challenger)
             dep.decision, dep.rollout_error, dep.retry_challenger_at = None, None, 0.0

@@ -64,6 +64,7 @@ class FakeRegistry:
         self.fail_reads = False
         self.fail_decisions = False
         self.unloadable: set[int] = set()
+        self.read_delay_s = 0.0
 
     # -- ModelSource ---------------------------------------------------------------------
     def resolve(self, ref: str | ModelRef) -> ModelVersion:
@@ -99,6 +100,7 @@ class FakeRegistry:
     def active_rollout(self, name: str) -> Rollout | None:
         if self.fail_reads:
             raise ConnectionError("registry down")
+        time.sleep(self.read_delay_s)  # called in a thread: a slow registry
         r = self.rollout
         return r if r is not None and r.active and r.name == name else None
 

@@ -268,6 +268,32 @@ def test_promotion_swaps_the_loaded_challenger_in_and_rollback_retires_it() -> N
     asyncio.run(scenario())
 
 
+def test_requests_during_a_promotion_found_by_polling_never_fail() -> None:
+    """Another process promotes: the poll finds the alias on the challenger and swaps it in,
+    then reads the rollout from a slow registry. Requests arriving meanwhile are answered
+    (found by CI: they once met a routed deployment without its challenger)."""
+    async def scenario() -> None:
+        from modelyard.core.rollout import Decision
+
+        registry = FakeRegistry({1: Const(0), 2: Const(1)})
+        rollout = registry.start(2, "canary", weight=0.5)
+        plane = await plane_over(registry)
+        registry.decide_rollout(rollout, Decision("promote", "good"))  # elsewhere
+        registry.read_delay_s = 0.2
+        refresh = asyncio.create_task(plane.pool.refresh("m"))
+        answers = []
+        while not refresh.done():
+            answers.append((await plane.infer("m", ROW)).model_version)
+        assert await refresh
+        assert len(answers) > 3
+        assert set(answers) <= {1, 2}
+        assert answers[-1] == 2
+        assert plane.pool.routed == {}
+        await plane.pool.stop()
+
+    asyncio.run(scenario())
+
+
 def test_explicit_version_deployments_ignore_rollouts() -> None:
     async def scenario() -> None:
         registry = FakeRegistry({1: Const(0), 2: Const(1)})
