@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: install demo test lint bench bench-registry bench-serving bench-drift bench-batch browser clean
+.PHONY: install demo test lint bench bench-registry bench-serving bench-log bench-drift bench-batch browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 
-bench: bench-registry bench-serving bench-drift bench-batch
+bench: bench-registry bench-serving bench-log bench-drift bench-batch
 
 bench-registry: install
 	$(BIN)/python bench/registry/run.py $(BENCH_ARGS)
@@ -43,6 +43,11 @@ bench-registry: install
 bench-serving: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/serving/run.py $(BENCH_ARGS)
+
+# Inference log on against off, both servers up at once, measured in alternation (issue 4).
+bench-log: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/serving/log_overhead.py $(BENCH_ARGS)
 
 bench-drift: install
 	$(BIN)/python bench/drift/run.py $(BENCH_ARGS)

@@ -70,6 +70,20 @@ def _input(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _assert_same_output(theirs: pd.DataFrame, mine: pd.DataFrame) -> None:
+    """Rows, ids, labels and versions exactly; probabilities to 1e-12 relative. Ray cuts
+    batches where its blocks end, and OpenBLAS may round a row's last bit differently at
+    another position in its batch (seen on a SkylakeX machine: 2 values in 1,497 differ in
+    the 15th digit; docs/batch.md)."""
+    theirs, mine = theirs.sort_values("row"), mine.sort_values("row")
+    floats = [c for c in mine.columns if mine[c].dtype.kind == "f"]
+    assert floats, "the model's probabilities are missing"
+    pd.testing.assert_frame_equal(theirs.drop(columns=floats), mine.drop(columns=floats),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(theirs[floats], mine[floats], check_exact=False, rtol=1e-12,
+                                  atol=0.0)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"], ids=["csv", "parquet",
                                                                          "jsonl"])
 def test_ray_writes_what_the_local_engine_writes(ray_instance: None, frame: pd.DataFrame,
@@ -85,9 +99,8 @@ def test_ray_writes_what_the_local_engine_writes(ray_instance: None, frame: pd.D
     assert (ray.rows, ray.scored, ray.quarantined) == (local.rows, local.scored,
                                                        local.quarantined)
     assert local.quarantined == (1 if suffix == ".parquet" else 3)
-    mine = pd.read_parquet(tmp_path / "local.parquet").sort_values("row")
-    theirs = pd.read_parquet(tmp_path / "ray.parquet").sort_values("row")
-    pd.testing.assert_frame_equal(theirs, mine, check_exact=True)
+    _assert_same_output(pd.read_parquet(tmp_path / "ray.parquet"),
+                        pd.read_parquet(tmp_path / "local.parquet"))
     assert (tmp_path / "ray.quarantine.jsonl").read_bytes() == (
         tmp_path / "local.quarantine.jsonl").read_bytes()
 
@@ -127,7 +140,7 @@ def test_ray_resumes_a_run_the_local_engine_started(ray_instance: None, frame: p
     assert resumed.resumed_from == 400
     assert (resumed.rows, resumed.scored, resumed.skipped) == (whole.rows, whole.scored,
                                                                whole.skipped)
-    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    _assert_same_output(pd.read_csv(tmp_path / "out.csv"), pd.read_csv(tmp_path / "whole.csv"))
 
 
 def test_the_cli_runs_on_ray(ray_instance: None, frame: pd.DataFrame, model: Model,
