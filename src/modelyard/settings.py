@@ -121,6 +121,17 @@ class ServingSettings(BaseModel):
     takes. Slower models (and any model whose calls turn slow) run in their threads; 0 keeps
     every model in threads."""
 
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses (or CIDR ranges) of reverse proxies whose ``X-Forwarded-For`` names the
+    real client, as the limiter of failed key attempts sees it. Empty (the default): the
+    peer's own address, and no forwarding middleware on the request path."""
+
+    gc_young_threshold: int = Field(default=10_000, ge=0)
+    """Python's first garbage-collection threshold while serving (Python's default: 700).
+    A batch of requests in flight holds a few hundred container objects for a moment, so at
+    700 the collector ran ~450 times a second on a busy server, for ~4% of its core; at 10,000
+    almost never (measured under wrk at c=64, one core). 0 keeps Python's default."""
+
     prefer_onnx: bool = False
     """Serve a scikit-learn version through its verified ONNX export when it has one (a
     version ``modelyard export onnx`` registered from it, not quantized or pruned): the server

@@ -258,8 +258,16 @@ def records_to_tables(records: Sequence[InferenceRecord]) -> dict[tuple[str, int
         # Records of one version share their input layout (the signature checked them), but a
         # model without a signature may not: build one table per layout, then merge.
         layouts: dict[Any, list[InferenceRecord]] = defaultdict(list)
+        last_batch: Any = None
+        members: list[InferenceRecord] = []
         for record in group:
-            layouts[_layout(record)].append(record)
+            batch = record.batch
+            # Requests of one batch share its layout: look it up once per batch (this loop
+            # runs for every logged request, in the writer thread that shares the core).
+            if batch is None or batch.inputs is not last_batch:
+                members = layouts[_layout(record)]
+                last_batch = None if batch is None else batch.inputs
+            members.append(record)
         tables = [_table(rs) for rs in layouts.values()]
         out[key] = tables[0] if len(tables) == 1 else pa.concat_tables(
             tables, promote_options="permissive")

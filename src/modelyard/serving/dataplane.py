@@ -15,6 +15,7 @@ Without a rollout the only cost is one truthiness check of that dict.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
@@ -90,9 +91,25 @@ class ModelMetadata:
     outputs: tuple[TensorSpec, ...]
 
 
-def new_request_id() -> str:
-    # The same 32 hex digits as uuid4().hex, without building a UUID object (2.3 -> 0.4 us).
-    return os.urandom(16).hex()
+class _RequestIds:
+    """32 hex digits, unique across processes and restarts: 64 random bits drawn once per
+    process (again in a forked child), then a counter. A syscall per request
+    (``os.urandom``) was 1.5% of a busy server's core; this is a format of an int."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+new_request_id = _RequestIds()
+"""A new request id (when the client sent none)."""
 
 
 class DataPlane:
