@@ -181,10 +181,7 @@ class ModelPool:
         name = spec.name
 
         def on_batch(stats: BatchStats) -> None:
-            self.metrics.batch_size.labels(name).observe(stats.size)
-            hist = self.metrics.queue_wait.labels(name)
-            for wait in stats.queue_wait_s:
-                hist.observe(wait)
+            self.metrics.batched(name, stats.size, stats.queue_wait_s)
 
         batcher = Batcher(
             _predict_fn(model, widen=twin is not None), max_batch_size=batching.max_batch_size,
