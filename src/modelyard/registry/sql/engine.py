@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
+import time
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -73,7 +74,8 @@ def _sqlite_engine(database: str | None, busy_timeout_s: float) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, see module doc
         cur = dbapi_connection.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if database and database != ":memory:":
+            _ensure_wal(cur, busy_timeout_s)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
@@ -85,6 +87,28 @@ def _sqlite_engine(database: str | None, busy_timeout_s: float) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _ensure_wal(cur: Any, busy_timeout_s: float) -> None:
+    """Put the database in WAL mode (it stays so, in the file), waiting out other openers.
+
+    Switching the journal mode can answer "database is locked" at once, without SQLite's busy
+    handler, while another connection opens or creates the same file (seen in CI: two
+    pipeline watchers starting on a new registry). Once the file is in WAL mode nothing
+    needs switching, so read the mode first and retry the switch until the busy timeout.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextlib.contextmanager
