@@ -28,6 +28,7 @@ from modelyard.cli import (
     security,
     serve,
     sign,
+    ui,
     validate,
 )
 from modelyard.cli.context import State
@@ -67,6 +68,7 @@ app.add_typer(export.app, name="export")
 app.command("scan")(scan.scan)
 app.add_typer(rollout.app, name="rollout")
 app.command("validate")(validate.validate)
+app.command("ui")(ui.ui)
 
 
 @app.callback()

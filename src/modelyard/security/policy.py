@@ -105,6 +105,7 @@ OPERATIONS: Mapping[str, Permission] = MappingProxyType({
     "rollout.manage": Permission.DEPLOY,
     # Administration.
     "keys.manage": Permission.ADMIN,
+    "audit.read": Permission.ADMIN,  # the dashboard's /audit page
     "model.delete": Permission.ADMIN,
 })
 """The permission each named operation needs."""
