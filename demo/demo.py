@@ -419,6 +419,54 @@ def close_the_loop(cli: list[str], data: Any) -> None:
     subprocess.run([*cli, "pipeline", "runs"], check=True)
 
 
+def dashboard(cli: list[str]) -> None:
+    """The web dashboard over everything the demo recorded, opened as a browser would."""
+    import re
+
+    import httpx
+
+    step("15. Look at it: the web dashboard")
+    key = subprocess.run([*cli, "keys", "create", "--name", "demo-viewer", "--role", "viewer"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    port = _free_port()
+    ui = subprocess.Popen([*cli, "ui", "--port", str(port)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                          auth=("demo", key)) as http:  # HTTP Basic, the key as password
+            deadline = time.perf_counter() + 60
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.perf_counter() > deadline:
+                    raise SystemExit("the dashboard did not start within 60 s")
+                time.sleep(0.05)
+            anonymous = httpx.get(f"http://127.0.0.1:{port}/").status_code
+            overview = http.get("/")
+            page = http.get("/models/cancer")
+            audit = http.get("/audit").status_code
+            (HOME / "dashboard-cancer.html").write_text(page.text)
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=30)
+    text = page.text
+    console.print(f"$ modelyard ui --port {port}: no key -> {anonymous}, viewer key -> "
+                  f"{overview.status_code} (/), {page.status_code} (/models/cancer), "
+                  f"{audit} (/audit, admin only)")
+    drifted = re.search(r"(\d+) features, (\d+) drifted", text)
+    n_features, n_drifted = drifted.groups() if drifted else ("?", "?")
+    charts = text.count('<figure class="card chart"')
+    lines = text.count('<svg class="spark"')
+    rows = len(re.findall(r"<td>#\d+</td>", text))
+    console.print(f"/models/cancer: {charts} charts, {lines} trend lines, {n_drifted} of "
+                  f"{n_features} features drifted, {text.count('>firing<')} alerts firing, "
+                  f"{rows} rollouts and retraining runs; saved as "
+                  f"{HOME / 'dashboard-cancer.html'}")
+
+
 def audit(cli: list[str], X_val: Any) -> None:
     step("11. Audit a data file before it reaches the model")
     dirty = X_val.head(50).copy()
@@ -538,6 +586,7 @@ def main() -> None:
     secure(cli, X_val)
     everywhere(cli, X_val)
     close_the_loop(cli, data)
+    dashboard(cli)
 
     client.close()
     console.print(Panel.fit(
@@ -547,7 +596,8 @@ def main() -> None:
         "rollouts:   modelyard rollout status cancer; modelyard rollout history cancer\n"
         "retraining: modelyard pipeline runs; modelyard pipeline show 1\n"
         "history:    modelyard alias history cancer; modelyard audit --model cancer\n"
-        "live:       GET /metrics and /v2/models/cancer/rollout on any modelyard serve",
+        "live:       GET /metrics and /v2/models/cancer/rollout on any modelyard serve\n"
+        "dashboard:  modelyard ui, then http://127.0.0.1:8090/ (a viewer key as password)",
         title="modelyard demo done: where to look", border_style="green"))
 
 

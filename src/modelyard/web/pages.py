@@ -57,7 +57,7 @@ text-transform:uppercase;letter-spacing:.03em}.charts{display:grid;
 grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}figure.chart{margin:0}
 figure.chart svg{max-width:100%;height:auto}figcaption{font-weight:600;margin-bottom:4px}
 details summary{cursor:pointer;font-weight:600;margin:16px 0 8px}
-footer{color:var(--muted);font-size:12px;text-align:center;padding:16px}
+footer{color:var(--muted);font-size:12px;text-align:center;padding:16px}.nw{white-space:nowrap}
 """
 
 
@@ -75,6 +75,11 @@ def _when(ts: float | datetime | None) -> str:
         return "never"
     moment = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _nw(html_text: str) -> str:
+    """Keep a short cell (a time, a move) on one line."""
+    return f'<span class="nw">{html_text}</span>'
 
 
 def _ago(ts: float | None, now: float) -> str:
@@ -357,7 +362,8 @@ def _versions(versions: Sequence[ModelVersion]) -> str:
         parent = f"v{v.lineage.parent_version}" if v.lineage.parent_version else ""
         rows.append([
             f"v{v.version}", "".join(_badge("@" + a) for a in v.aliases), _e(v.format),
-            _e(str(v.status)), _e(_when(v.created_at)), _e(v.created_by), _size(v.size_bytes),
+            _e(str(v.status)), _nw(_e(_when(v.created_at))), _e(v.created_by),
+            _nw(_size(v.size_bytes)),
             _e(metrics), parent])
     return _table(["Version", "Aliases", "Format", "Status", "Created", "By", "Size",
                    "Metrics", "Parent"], rows, numeric=(6,))
@@ -367,7 +373,7 @@ def _rollouts(rollouts: Sequence[Rollout]) -> str:
     kinds = {"active": "warn", "promoted": "ok", "rolled_back": "bad", "aborted": "bad"}
     rows = [[f"#{r.id}", _e(r.mode), f"v{r.champion} → v{r.challenger}",
              _badge(str(r.state), kinds.get(str(r.state), "")),
-             f"{r.weight:.0%}", _e(_when(r.started_at)), _e(r.actor), _e(r.reason)]
+             f"{r.weight:.0%}", _nw(_e(_when(r.started_at))), _e(r.actor), _e(r.reason)]
             for r in rollouts]
     return _table(["Rollout", "Mode", "Champion → challenger", "State", "Weight", "Started",
                    "By", "Last reason"], rows, numeric=(4,), empty="No rollout yet.")
@@ -377,8 +383,9 @@ def _alias_moves(changes: Sequence[AliasChange]) -> str:
     def v(n: int | None) -> str:
         return "none" if n is None else f"v{n}"
 
-    rows = [[_e(_when(c.at)), "@" + _e(c.alias), f"{v(c.from_version)} → {v(c.to_version)}",
-             _e(c.actor), _e(c.reason)] for c in changes]
+    rows = [[_nw(_e(_when(c.at))), "@" + _e(c.alias),
+             _nw(f"{v(c.from_version)} → {v(c.to_version)}"), _e(c.actor), _e(c.reason)]
+            for c in changes]
     return _table(["When", "Alias", "Move", "By", "Reason"], rows, empty="No alias moves.")
 
 
@@ -399,7 +406,7 @@ def audit_page(entries: Sequence[AuditEntry], *, version: str,
                now: float | None = None) -> str:
     """The newest audit entries (``modelyard audit verify`` checks the chain)."""
     now = time.time() if now is None else now
-    rows = [[str(a.seq), _e(_when(a.ts)), _e(a.actor), _e(a.action), _e(a.target),
+    rows = [[str(a.seq), _nw(_e(_when(a.ts))), _e(a.actor), _e(a.action), _e(a.target),
              _e(a.model or "")] for a in entries]
     body = ("<h1>Audit log</h1><p class=\"muted\">The newest entries first. "
             "<code>modelyard audit verify</code> checks that none was edited or removed.</p>"
