@@ -69,7 +69,8 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Yard]:
         second = LogisticRegression(max_iter=1000).fit(X, y)
         client.register(first, "iris", data=X, alias="production",
                         metrics={"accuracy": 0.81}, description="iris <b>classifier</b>")
-        client.register(second, "iris", data=X, metrics={"accuracy": 0.97})
+        client.register(second, "iris", data=X, metrics={"accuracy": 0.97},
+                        params={"C": 1.0, "max_iter": 1000})
         client.set_alias("iris", "production", 2, reason="better on the holdout")
         client.update_model("iris", description="flowers <script>alert(1)</script>")
         client.register(first, "other", data=X, alias="production")
@@ -111,6 +112,7 @@ def test_overview_lists_models_aliases_and_the_active_rollout(yard: Yard) -> Non
     # Registry text is escaped: a description cannot inject markup or script.
     assert "flowers &lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<script" not in text
+    assert '<meta http-equiv="refresh" content="60">' in text  # it keeps itself current
 
 
 def test_model_page_shows_versions_moves_rollouts_and_trends(yard: Yard) -> None:
@@ -119,6 +121,8 @@ def test_model_page_shows_versions_moves_rollouts_and_trends(yard: Yard) -> None
         assert f"<td>{version}</td>" in text
     assert "better on the holdout" in text  # the alias move's reason
     assert "accuracy=0.97" in text  # lineage metrics
+    assert "C=1.0, max_iter=1000" in text  # and params
+    assert "(150 rows)" in text  # and the training data's fingerprint
     assert "<td>v2 → v3</td>" in text  # the rollout's champion and challenger
     # Four monitoring runs: every metric has a line with four points, and the latency rule.
     assert text.count('<svg class="spark"') >= 5

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from modelyard.security.audit import AuditEntry
     from modelyard.web.views import ModelPage, ModelRow, Trend
 
-__all__ = ["audit_page", "error_page", "model_page", "overview_page", "sparkline"]
+__all__ = ["REFRESH_S", "audit_page", "error_page", "model_page", "overview_page", "sparkline"]
+
+REFRESH_S = 60
+"""The overview and model pages reload themselves this often (seconds)."""
 
 _CSS = """
 :root{--fg:#1d2433;--muted:#5b6478;--line:#dde1ea;--bg:#f6f7fb;--card:#fff;--ok:#1a7f37;
@@ -125,9 +128,11 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *,
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _layout(title: str, body: str, *, now: float, version: str) -> str:
+def _layout(title: str, body: str, *, now: float, version: str, refresh_s: int = 0) -> str:
+    # Pages that watch something refresh themselves (no script: a meta refresh).
+    refresh = f'<meta http-equiv="refresh" content="{refresh_s}">\n' if refresh_s else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + refresh +
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         f"<title>{_e(title)} · modelyard</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         "<header><a class=\"brand\" href=\"/\">modelyard</a><nav><a href=\"/\">Models</a>"
@@ -219,7 +224,7 @@ def overview_page(rows: Sequence[ModelRow], *, version: str, now: float | None =
                    table_rows, numeric=(1,),
                    empty="No model is registered yet: modelyard register MODEL.skops NAME.")
     body = f"<h1>Models</h1>{stats}<h2>Registered models</h2>{table}"
-    return _layout("Models", body, now=now, version=version)
+    return _layout("Models", body, now=now, version=version, refresh_s=REFRESH_S)
 
 
 def model_page(page: ModelPage, *, version: str, now: float | None = None) -> str:
@@ -243,7 +248,8 @@ def model_page(page: ModelPage, *, version: str, now: float | None = None) -> st
         "<h2>Alias moves</h2>" + _alias_moves(page.alias_history),
         "<h2>Retraining runs</h2>" + _runs(page.runs),
     ]
-    return _layout(m.name, "\n".join(sections), now=now, version=version)
+    return _layout(m.name, "\n".join(sections), now=now, version=version,
+                   refresh_s=REFRESH_S)
 
 
 _GROUPS = (
@@ -358,15 +364,31 @@ def _alerts(alerts: Sequence[AlertState]) -> str:
 def _versions(versions: Sequence[ModelVersion]) -> str:
     rows = []
     for v in versions:
-        metrics = ", ".join(f"{k}={_num(x)}" for k, x in sorted(v.lineage.metrics.items()))
-        parent = f"v{v.lineage.parent_version}" if v.lineage.parent_version else ""
+        lineage = v.lineage
+        metrics = ", ".join(f"{k}={_num(x)}" for k, x in sorted(lineage.metrics.items()))
+        parent = f"v{lineage.parent_version}" if lineage.parent_version else ""
         rows.append([
             f"v{v.version}", "".join(_badge("@" + a) for a in v.aliases), _e(v.format),
             _e(str(v.status)), _nw(_e(_when(v.created_at))), _e(v.created_by),
-            _nw(_size(v.size_bytes)),
-            _e(metrics), parent])
+            _nw(_size(v.size_bytes)), _e(metrics), _lineage(v), parent])
     return _table(["Version", "Aliases", "Format", "Status", "Created", "By", "Size",
-                   "Metrics", "Parent"], rows, numeric=(6,))
+                   "Metrics", "Params, data, code", "Parent"], rows, numeric=(6,))
+
+
+def _lineage(v: ModelVersion) -> str:
+    """Params, the training data's fingerprint and the code commit, as registered."""
+    lineage = v.lineage
+    parts = []
+    if lineage.params:
+        parts.append(_e(", ".join(f"{k}={x}" for k, x in sorted(lineage.params.items()))))
+    if lineage.data is not None:
+        parts.append(f'<span class="muted">data</span> <code>{_e(lineage.data.sha256[:12])}'
+                     f"</code> ({lineage.data.rows:,} rows)")
+    if lineage.code is not None:
+        dirty = " + local changes" if lineage.code.dirty else ""
+        parts.append(f'<span class="muted">code</span> <code>{_e(lineage.code.commit[:12])}'
+                     f"</code>{_e(dirty)}")
+    return "<br>".join(parts)
 
 
 def _rollouts(rollouts: Sequence[Rollout]) -> str:
