@@ -271,7 +271,7 @@ def test_cli_writes_manifests_for_the_resolved_version(
 
     out = tmp_path / "k8s"
     assert main(["export", "k8s", "models:/cancer@production", "-o", str(out), "--image",
-                 "ghcr.io/acme/cancer:2", "--no-auth", *args]) == 0
+                 "ghcr.io/acme/cancer:2", "--port", "9000", "--no-auth", *args]) == 0
     assert sorted(p.name for p in out.iterdir()) == files
     assert "kubectl apply -f" in capsys.readouterr().out
     docs = [yaml.safe_load((out / name).read_text()) for name in files]
@@ -281,6 +281,9 @@ def test_cli_writes_manifests_for_the_resolved_version(
     container = pod["containers"][0]
     assert container["image"] == "ghcr.io/acme/cancer:2"
     assert container["args"][-1] == "--no-auth"
+    assert container["args"][container["args"].index("--port") + 1] == "9000"
+    assert container["ports"][0]["containerPort"] == 9000
+    assert container["readinessProbe"]["httpGet"]["port"] in (9000, "http")
 
 
 def test_cli_refuses_grpc_with_kserve(registry: Client, tmp_path: Path,

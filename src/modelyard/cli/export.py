@@ -215,7 +215,10 @@ def k8s(
     replicas: int = typer.Option(2, "--replicas", min=1, help="Replicas (autoscaler min)."),
     max_replicas: int | None = typer.Option(None, "--max-replicas", min=1,
                                             help="Autoscaler maximum (default 4x)."),
-    namespace: str | None = typer.Option(None, "--namespace", "-n"),
+    namespace: str | None = typer.Option(None, "--namespace", "-n",
+                                         help="Namespace of every object (default: none)."),
+    port: int = typer.Option(8080, "--port",
+                             help="Port the server listens on in the container (REST)."),
     kserve: bool = typer.Option(False, "--kserve",
                                 help="Write a KServe InferenceService instead."),
     grpc: bool = typer.Option(False, "--grpc", help="Expose gRPC on 8081 (not with KServe)."),
@@ -237,7 +240,7 @@ def k8s(
                                 "exposes one port.", hint="Drop --grpc.")
     version = client_of(ctx).resolve(ref)
     options = K8sOptions(image=image, replicas=replicas, max_replicas=max_replicas,
-                         namespace=namespace, grpc=grpc,
+                         namespace=namespace, port=port, grpc=grpc,
                          args=("--no-auth",) if no_auth else ())
     docs = kserve_manifests(version, options) if kserve else k8s_manifests(version, options)
     paths = write_manifests(docs, output, source=version.uri)
