@@ -336,3 +336,47 @@ def test_serve_refuses_to_start_with_wrong_tls(pki: Pki, cert: str | None, key: 
     assert "Serving" not in captured.err
     assert re.search(match, " ".join(line.split(": ", 1)[1] for line in lines))
     assert KEY_MARKER not in captured.out + captured.err
+
+
+def test_the_dashboard_speaks_https_with_the_same_files(pki: Pki, tmp_path: Path) -> None:
+    """``modelyard ui --tls-cert --tls-key``: pages over HTTPS with the test CA; plain HTTP and
+    clients that do not trust the CA get nothing; one file alone is refused before binding."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_")}
+    env["MODELYARD_HOME"] = str(tmp_path / "home")
+    cli = [sys.executable, "-m", "modelyard", "ui", "--port", str(port)]
+    refused = subprocess.run([*cli, "--tls-cert", str(pki.cert)], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert refused.returncode == 6
+    assert "only the certificate was given" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    proc = subprocess.Popen([*cli, "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"https://127.0.0.1:{port}/", verify=_trusting(pki.ca))
+                break
+            except httpx.ConnectError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert page.status_code == 200
+        assert "<h1>Models</h1>" in page.text
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=TIMEOUT)
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"https://127.0.0.1:{port}/", verify=_trusting(pki.other_ca))
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"https://127.0.0.1:{port}/" in err
+    assert KEY_MARKER not in err

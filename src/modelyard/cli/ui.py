@@ -22,6 +22,9 @@ def ui(
         None, "--config", "-c",
         help="Monitoring YAML for the live reports (rules, objectives); default: "
              "monitoring.config."),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="PEM certificate (chain): the dashboard speaks HTTPS only."),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
     no_auth: bool = typer.Option(
         False, "--no-auth", help="Open the pages without API keys (loudly; see 'keys')."),
 ) -> None:
@@ -35,18 +38,25 @@ def ui(
     """
     import uvicorn
 
+    from modelyard.security.tls import load_tls
+
     state: State = ctx.obj
     security = state.settings.security
     if no_auth:
         security = security.model_copy(update={"auth": "off"})
     settings = state.settings.model_copy(update={"security": security})
+    tls = load_tls(tls_cert or security.tls_cert, tls_key or security.tls_key)  # before binding
     app = build_dashboard(settings, host=host, config=config)
     if settings.security.auth == "off":
         err_console.print(f"[bold red]WARNING: authentication is OFF.[/] Anyone who can reach "
                           f"{host} may read every model, rollout and monitoring result.")
-    err_console.print(f"Dashboard on http://{host}:{port}/")
+    scheme = "https" if tls else "http"
+    err_console.print(f"Dashboard on {scheme}://{host}:{port}/")
+    extra: dict[str, Any] = {}
+    if tls is not None:
+        extra = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
     uvicorn.run(app, host=host, port=port, lifespan="on", access_log=False,
-                log_level="warning", proxy_headers=False)
+                log_level="warning", proxy_headers=False, **extra)
 
 
 def build_dashboard(settings: Settings, *, host: str, config: Path | None = None) -> Any:
@@ -63,12 +73,16 @@ def build_dashboard(settings: Settings, *, host: str, config: Path | None = None
     from modelyard.web.views import Dashboard
 
     client = Client(settings)
-    guard = build_guard(settings.security, SqlKeyStore(client.store.engine), host=host)
-    uri = settings.resolved_log_uri()
-    logs = open_log_store(uri, engine=client.store.engine if uri == "sql" else None,
-                          keyring=keyring_from_settings(settings.security))
-    path = config or settings.monitoring.config
-    monitor = load_monitor_config(path)
+    try:
+        guard = build_guard(settings.security, SqlKeyStore(client.store.engine), host=host)
+        uri = settings.resolved_log_uri()
+        logs = open_log_store(uri, engine=client.store.engine if uri == "sql" else None,
+                              keyring=keyring_from_settings(settings.security))
+        path = config or settings.monitoring.config
+        monitor = load_monitor_config(path)
+    except BaseException:
+        client.close()
+        raise
     if path is None:
         monitor = monitor.model_copy(update={"window": settings.monitoring.window})
     return DashboardApp(Dashboard(client, logs, monitor), guard=guard, version=__version__)
