@@ -41,14 +41,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(http: Any, seconds: float, what: str = "the server") -> None:
-    """Poll /v2/health/ready until the server answers 200, or stop the demo."""
+def _wait_ready(http: Any, seconds: float, what: str = "the server",
+                path: str = "/v2/health/ready") -> None:
+    """Poll ``path`` until the server answers 200, or stop the demo."""
     import httpx
 
     deadline = time.perf_counter() + seconds
     while True:
         try:
-            if http.get("/v2/health/ready").status_code == 200:
+            if http.get(path).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -434,16 +435,7 @@ def dashboard(cli: list[str]) -> None:
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
                           auth=("demo", key)) as http:  # HTTP Basic, the key as password
-            deadline = time.perf_counter() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.perf_counter() > deadline:
-                    raise SystemExit("the dashboard did not start within 60 s")
-                time.sleep(0.05)
+            _wait_ready(http, 60, "the dashboard", path="/healthz")
             anonymous = httpx.get(f"http://127.0.0.1:{port}/").status_code
             overview = http.get("/")
             page = http.get("/models/cancer")
