@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import math
 import pickletools
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -429,6 +430,8 @@ def analyze_pickle(stream: BinaryIO) -> PickleAnalysis:
     result = PickleAnalysis()
     if not stream.seekable():
         stream = cast(BinaryIO, _Counted(stream))  # genops asks for positions
+    else:
+        stream = cast(BinaryIO, _Chunked(stream))
     for index in range(_MAX_STREAMS):
         if index and not _more(stream):
             break
@@ -437,7 +440,12 @@ def analyze_pickle(stream: BinaryIO) -> PickleAnalysis:
         # read as a few bogus opcodes.
         target = result if index == 0 else PickleAnalysis()
         try:
-            walk_stream(stream, target)
+            with warnings.catch_warnings():
+                # pickletools decodes STRING arguments with codecs.escape_decode, which warns
+                # (an error under -W error) on escapes like "\\ò" that arbitrary bytes hold:
+                # what the bytes mean is this walk's business, not a deprecation to report.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                walk_stream(stream, target)
         except _Stop:
             _merge(result, target, everything=True)
             break
@@ -508,6 +516,40 @@ def scan_pickle(stream: BinaryIO, location: str) -> list[Finding]:
     return findings_for(analysis, location)
 
 
+_CHUNK = 64 << 20
+
+
+def _read_chunked(stream: BinaryIO, size: int | None) -> bytes:
+    """``stream.read(size)``, a chunk at a time: an opcode's length field is 8 bytes an
+    attacker (or random data) chooses, and a file object allocates what it is asked for
+    before it reads (a MemoryError at 2**62). Stops at the end of the stream."""
+    if size is None or size < 0:
+        return stream.read()
+    if size <= _CHUNK:
+        return stream.read(size)
+    parts, left = [], size
+    while left > 0:
+        part = stream.read(min(left, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+class _Chunked:
+    """A seekable stream whose reads go through :func:`_read_chunked`."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        return _read_chunked(self.stream, size)
+
+    def __getattr__(self, name: str) -> Any:  # readline, tell, seek, seekable, peek
+        return getattr(self.stream, name)
+
+
 class _Counted:
     """A forward-only stream that knows its position (decompressed joblib files)."""
 
@@ -517,7 +559,7 @@ class _Counted:
         self.peek = getattr(stream, "peek", None)
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+        data = _read_chunked(self.stream, size)
         self.position += len(data)
         return data
 
