@@ -222,7 +222,7 @@ def overview_page(rows: Sequence[ModelRow], *, version: str, now: float | None =
             aliases, rollout, monitoring])
     table = _table(["Model", "Versions", "Latest", "Aliases", "Rollout", "Last monitored"],
                    table_rows, numeric=(1,),
-                   empty="No model is registered yet: modelyard register MODEL.skops NAME.")
+                   empty="No model is registered yet: modelyard register model.skops --name NAME.")
     body = f"<h1>Models</h1>{stats}<h2>Registered models</h2>{table}"
     return _layout("Models", body, now=now, version=version, refresh_s=REFRESH_S)
 
