@@ -7,16 +7,15 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, update
+from tests.integration.cli_runner import Result, run_cli
 
 from modelyard import Client
 from modelyard.cli.audit import parse_since
-from modelyard.cli.main import main
 from modelyard.core.entities import Lineage
 from modelyard.errors import ConflictError, InvalidInputError
 from modelyard.registry.sql import NewVersion, SqlRegistryStore
@@ -163,13 +162,6 @@ def test_concurrent_writers_keep_one_unbroken_chain(database_url: str, writers: 
 
 
 # -- the CLI: listing, verification, tampering ----------------------------------------------------
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     # The CLI and the verification are the same on both databases (the chain is checked in
@@ -184,10 +176,7 @@ def audit_cli(capsys: pytest.CaptureFixture[str], sqlite_url: str,
     monkeypatch.setenv("MODELYARD_USER", "alice")
 
     def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return run
 

@@ -9,23 +9,19 @@ code documented in ``modelyard.cli.errors``, and never a traceback.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import skops.io as sio
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-
-from modelyard.cli.main import main
+from tests.integration.cli_runner import Result, Run, run_cli
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -53,29 +49,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     return out
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self.err
-        return json.loads(self.out)
-
-
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run ``modelyard ARGS...`` in this process; returns the exit code and what it printed."""
 
     def _run(*args: str | Path) -> Result:
-        capsys.readouterr()  # drop what earlier steps printed
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return _run
 

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,9 +15,9 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
+from tests.integration.cli_runner import Result, Run, run_cli
 
 from modelyard import Client
-from modelyard.cli.main import main
 from modelyard.monitoring.quality import CHECK_NAMES
 from modelyard.settings import Settings
 
@@ -57,29 +55,13 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Yard:
     return Yard(home=home, files=tmp_path_factory.mktemp("audit-files"), reference=X)
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def run(yard: Yard, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("MODELYARD_HOME", str(yard.home))
     monkeypatch.setenv("COLUMNS", "200")  # one table row per check, whatever the terminal
 
     def _run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return _run
 

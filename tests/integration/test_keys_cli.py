@@ -4,12 +4,10 @@ keys, driven through ``main(argv)`` on the registry MODELYARD_HOME points at."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
+from tests.integration.cli_runner import Result, Run, run_cli
 
-from modelyard.cli.main import main
 from modelyard.registry.sql.audit import SqlAuditLog
 from modelyard.registry.sql.key_store import SqlKeyStore
 from modelyard.registry.sql.store import SqlRegistryStore
@@ -17,25 +15,12 @@ from modelyard.security.keys import split_token, verify_secret
 from modelyard.settings import Settings
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("MODELYARD_USER", "alice")
 
     def _run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return _run
 

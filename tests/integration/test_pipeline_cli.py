@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
+from tests.integration.cli_runner import Result, run_cli
 
 from modelyard import Client
-from modelyard.cli.main import main
 from modelyard.registry.sql.audit import SqlAuditLog
 from modelyard.registry.sql.pipeline_store import SqlPipelineStore
 from modelyard.settings import Settings
@@ -49,13 +49,6 @@ def dummy(df, params):
 def boom(df, params):
     raise RuntimeError("the GPU caught fire")
 '''
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 Cli = Callable[..., Result]
@@ -94,10 +87,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MODELYARD_USER", "alice")
 
     def run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
+        return run_cli(capsys, *args)
 
     return run
 

@@ -7,8 +7,6 @@ import importlib.metadata
 import json
 import os
 import pickle
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +14,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+from tests.integration.cli_runner import Result, Run, run_cli
 
 from modelyard import Client
-from modelyard.cli.main import main
 from modelyard.settings import Settings
 
 
@@ -37,28 +35,12 @@ class Weighted:
         return np.zeros(len(data), dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("COLUMNS", "200")  # one table row per line
 
     def _run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, *args)
 
     return _run
 

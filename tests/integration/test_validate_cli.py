@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -25,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.integration.cli_runner import Result, Run, run_cli
 
 from modelyard import Client
 from modelyard.cli import validate as validate_cli
@@ -82,26 +80,6 @@ def yard(tmp_path_factory: pytest.TempPathFactory) -> Yard:
     return Yard(home=home, holdout=holdout)
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    def row(self, check: str) -> str:
-        """The table row of ``check``."""
-        rows = [line for line in self.out.splitlines() if re.search(rf"\b{re.escape(check)}\b",
-                                                                   line)]
-        assert rows, f"no row for {check!r} in:\n{self.out}"
-        return rows[0]
-
-
-Run = Callable[..., Result]
-
-
 @pytest.fixture
 def run(yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> Run:
@@ -117,10 +95,7 @@ def run(yard: Yard, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr(cli_main, "app", app)  # main()'s error handling, around this app
 
     def _run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        code = cli_main.main(["validate", *(str(a) for a in args)])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_cli(capsys, "validate", *args)
 
     return _run
 

@@ -17,8 +17,8 @@ In every mode but ``off``, the candidate's input columns must all be in the hold
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -86,25 +86,21 @@ def _missing_in_holdout(candidate: Signature | None, columns: Collection[str]) -
 
 def _incompatibilities(candidate: Schema, champion: Schema) -> list[str]:
     if candidate.kind == "columns":
-        have = {c.name: c for c in candidate.columns}
-        out = []
-        for spec in champion.columns:
-            mine = have.get(spec.name)
-            if mine is None:
-                out.append(f"input {spec.name!r} of the champion is missing in the candidate")
-                continue
-            problem = _column_accepts(mine, spec)
-            if problem is not None:
-                out.append(problem)
-        return out
-    have_t = {t.name: t for t in candidate.tensors}
+        return _missing_or_refused(candidate.columns, champion.columns, "input",
+                                   _column_accepts)
+    return _missing_or_refused(candidate.tensors, champion.tensors, "tensor", _tensor_accepts)
+
+
+def _missing_or_refused(mine: Sequence[Any], theirs: Sequence[Any], what: str,
+                        accepts: Callable[[Any, Any], str | None]) -> list[str]:
+    """For each of the champion's inputs: missing in the candidate, or what the candidate's
+    input of that name refuses of it."""
+    have = {spec.name: spec for spec in mine}
     out = []
-    for tensor in champion.tensors:
-        mine_t = have_t.get(tensor.name)
-        if mine_t is None:
-            out.append(f"tensor {tensor.name!r} of the champion is missing in the candidate")
-            continue
-        problem = _tensor_accepts(mine_t, tensor)
+    for spec in theirs:
+        match = have.get(spec.name)
+        problem = (f"{what} {spec.name!r} of the champion is missing in the candidate"
+                   if match is None else accepts(match, spec))
         if problem is not None:
             out.append(problem)
     return out

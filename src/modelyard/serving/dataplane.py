@@ -122,6 +122,8 @@ class DataPlane:
         self.settings = settings
         self.metrics = metrics
         self.sink: InferenceSink = sink or NullSink()
+        self._logging = not isinstance(self.sink, NullSink)
+        """False: no record is built for a sink that drops it (the log is off)."""
         self.server_version = version
         self.rng = random.Random()
         """Draws canary (and unkeyed ab) requests; tests may seed it."""
@@ -177,18 +179,20 @@ class DataPlane:
         except ModelyardError as exc:
             _tag(exc, loaded.version.version)
             # Failures are logged too (without outputs), so error rates come from the log.
-            self.sink.emit(InferenceRecord(
-                request_id=request_id, model=name, version=loaded.version.version,
-                timestamp=arrived, inputs=None, outputs={},
-                latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
-                error=type(exc).__name__))
+            if self._logging:
+                self.sink.emit(InferenceRecord(
+                    request_id=request_id, model=name, version=loaded.version.version,
+                    timestamp=arrived, inputs=None, outputs={},
+                    latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
+                    error=type(exc).__name__))
             raise
         picked = {k: result[k] for k in wanted}
-        latency = time.perf_counter() - started
-        self.sink.emit(InferenceRecord(
-            request_id=request_id, model=name, version=loaded.version.version,
-            timestamp=arrived, inputs=prepared, outputs=picked, latency_ms=latency * 1000.0,
-            route=route, batch=batch_of(result)))
+        if self._logging:
+            self.sink.emit(InferenceRecord(
+                request_id=request_id, model=name, version=loaded.version.version,
+                timestamp=arrived, inputs=prepared, outputs=picked,
+                latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
+                batch=batch_of(result)))
         return picked, result
 
     # -- rollouts ----------------------------------------------------------------------------
