@@ -47,7 +47,7 @@ from modelyard.security.archives import (
 )
 from modelyard.security.findings import Finding, sort
 from modelyard.security.pickles import analyze_pickle, classify_global, findings_for
-from modelyard.security.skops_types import is_sklearn_type, skops_io
+from modelyard.security.skops_types import is_trusted_type, skops_io
 
 __all__ = ["PICKLE_SUFFIXES", "ScanLimits", "scan_file", "scan_onnx", "scan_path", "scan_skops"]
 
@@ -367,10 +367,11 @@ def scan_skops(path: Path, location: str) -> list[Finding]:
                 "high", "skops.dangerous-type", location,
                 f"The file holds {qualified}, which {reason}; skops refuses it unless trusted.",
                 "Never pass it to --trust-type; re-create the model without it."))
-        elif is_sklearn_type(qualified):
+        elif is_trusted_type(qualified):
+            kind = "a scikit-learn type" if qualified.startswith("sklearn.") else "a ufunc"
             findings.append(Finding(
                 "info", "skops.sklearn-type", location,
-                f"The file holds {qualified}, a scikit-learn type modelyard trusts.", ""))
+                f"The file holds {qualified}, {kind} modelyard trusts.", ""))
         else:
             findings.append(Finding(
                 "medium", "skops.untrusted-type", location,

@@ -32,11 +32,9 @@ from modelyard.core.inference import BatchRef
 from modelyard.core.tabular import Columns
 from modelyard.errors import OverloadedError
 
-__all__ = ["BATCH_KEY", "BatchStats", "Batcher", "concat_inputs", "n_rows"]
+__all__ = ["BatchStats", "Batcher", "concat_inputs", "n_rows"]
 
 Outputs = dict[str, np.ndarray]
-BATCH_KEY = "\x00batch"
-"""Key of the :class:`BatchRef` in a request's answer (no output can be named like it)."""
 PredictFn = Callable[[Any], Outputs]
 
 
@@ -44,7 +42,7 @@ PredictFn = Callable[[Any], Outputs]
 class _Pending:
     data: Any
     rows: int
-    future: asyncio.Future[Outputs]
+    future: asyncio.Future[BatchRef]
     enqueued: float
 
 
@@ -107,13 +105,13 @@ class Batcher:
 
     async def submit(self, data: Any, rows: int | None = None) -> Outputs:
         """Predict ``data`` as part of a batch; returns this request's rows of every output."""
-        answer = await self.enqueue(data, rows)
-        answer.pop(BATCH_KEY, None)
-        return answer
+        ref = await self.enqueue(data, rows)
+        return {k: v[ref.start:ref.stop] for k, v in ref.outputs.items()}
 
-    def enqueue(self, data: Any, rows: int | None = None) -> asyncio.Future[Outputs]:
-        """Queue ``data``; the future resolves to this request's rows of every output, and
-        under ``BATCH_KEY`` the batch they came from (a :class:`BatchRef`).
+    def enqueue(self, data: Any, rows: int | None = None) -> asyncio.Future[BatchRef]:
+        """Queue ``data``; the future resolves to the batch it was predicted in (a
+        :class:`BatchRef`: the merged inputs, every output, and this request's rows in them).
+        One object per request, not a dict of slices: the caller slices what it answers.
 
         Must be called on the event loop. Setting an exception on the future before its batch
         starts (a timeout) removes the request from the batch."""
@@ -187,7 +185,9 @@ class Batcher:
             else:  # isolate the request that broke the batch: the others deserve an answer
                 for p in live:
                     try:
-                        _settle(p, await self._call(loop, p.data))
+                        alone = await self._call(loop, p.data)
+                        if not p.future.done():
+                            p.future.set_result(BatchRef(p.data, alone, 0, p.rows))
                     except Exception as single:
                         _settle_error(p, single)
             return
@@ -197,9 +197,8 @@ class Batcher:
         start = 0
         for p in live:
             end = start + p.rows
-            answer: dict[str, Any] = {k: v[start:end] for k, v in outputs.items()}
-            answer[BATCH_KEY] = BatchRef(merged, outputs, start, end)
-            _settle(p, answer)
+            if not p.future.done():
+                p.future.set_result(BatchRef(merged, outputs, start, end))
             start = end
 
     async def _call(self, loop: asyncio.AbstractEventLoop, data: Any) -> Outputs:
@@ -235,11 +234,6 @@ class Batcher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _settle(p: _Pending, outputs: Outputs) -> None:
-    if not p.future.done():
-        p.future.set_result(outputs)
 
 
 def _settle_error(p: _Pending, exc: BaseException) -> None:

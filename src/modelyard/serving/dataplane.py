@@ -42,7 +42,7 @@ from modelyard.errors import (
     PredictionError,
     UnavailableError,
 )
-from modelyard.serving.batcher import BATCH_KEY, n_rows
+from modelyard.serving.batcher import n_rows
 from modelyard.serving.metrics import ServingMetrics
 from modelyard.serving.pool import Deployment, DeploymentSpec, Loaded, ModelPool
 from modelyard.serving.rollout_stats import (
@@ -157,19 +157,21 @@ class DataPlane:
 
     async def _answer(self, loaded: Loaded, name: str, data: Any, request_id: str, route: str,
                       outputs: list[str] | None, started: float,
-                      arrived: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                      arrived: float) -> tuple[dict[str, np.ndarray], BatchRef]:
         """Validate, batch and predict with ``loaded``; record the answer (or the failure)."""
         try:
-            wanted = self._wanted(loaded, outputs)
+            wanted = self._wanted(loaded, outputs) if outputs else loaded.outputs
             prepared = loaded.model.prepare(data)
-            timeout = loaded_timeout(loaded, self.pool, self.settings)
+            timeout = loaded.timeout_s
+            if timeout is None:
+                timeout = loaded.timeout_s = loaded_timeout(loaded, self.pool, self.settings)
             future = loaded.batcher.enqueue(prepared, n_rows(prepared))
             # A timer on the future itself: cheaper than asyncio.wait_for, which wraps every
             # request in extra futures and callbacks on this hot path.
             timer = asyncio.get_running_loop().call_later(timeout, _expire, future, name,
                                                           timeout)
             try:
-                result = await future
+                batch = await future
             except ModelyardError:
                 raise
             except Exception as exc:  # the model's own code raised: a prediction error
@@ -186,14 +188,15 @@ class DataPlane:
                     latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
                     error=type(exc).__name__))
             raise
-        picked = {k: result[k] for k in wanted}
+        start, stop, every = batch.start, batch.stop, batch.outputs
+        picked = {k: every[k][start:stop] for k in wanted}
         if self._logging:
             self.sink.emit(InferenceRecord(
                 request_id=request_id, model=name, version=loaded.version.version,
                 timestamp=arrived, inputs=prepared, outputs=picked,
                 latency_ms=(time.perf_counter() - started) * 1000.0, route=route,
-                batch=batch_of(result)))
-        return picked, result
+                batch=batch))
+        return picked, batch
 
     # -- rollouts ----------------------------------------------------------------------------
     async def _infer_rollout(self, dep: Deployment, name: str, data: Any, request_id: str,
@@ -211,10 +214,10 @@ class DataPlane:
                                            started, arrived)
             return Prediction(name, loaded.version.version, request_id, picked)
         if rollout.mode == RolloutMode.SHADOW:
-            picked, result = await self._observed(champion, CHAMPION, stats, rollout, name,
-                                                  data, request_id, route, outputs)
+            picked, batch = await self._observed(champion, CHAMPION, stats, rollout, name,
+                                                 data, request_id, route, outputs)
             self._send_shadow(challenger, stats, rollout, name, data, request_id, route,
-                              result.get("predict"))
+                              rows_of(batch, "predict"))
             return Prediction(name, champion.version.version, request_id, picked)
         if self._to_challenger(rollout, data, headers):
             loaded, role = challenger, CHALLENGER
@@ -234,13 +237,13 @@ class DataPlane:
     async def _observed(self, loaded: Loaded, role: Role, stats: RolloutStats,
                         rollout: Rollout, name: str, data: Any, request_id: str, route: str,
                         outputs: list[str] | None
-                        ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                        ) -> tuple[dict[str, np.ndarray], BatchRef]:
         """:meth:`_answer`, counted in the rollout's statistics."""
         started = time.perf_counter()
         arrived = time.time()
         try:
-            picked, result = await self._answer(loaded, name, data, request_id, route, outputs,
-                                                started, arrived)
+            picked, batch = await self._answer(loaded, name, data, request_id, route, outputs,
+                                               started, arrived)
         except Exception as exc:
             if is_server_error(exc):  # bad input says nothing about the version
                 stats.observe(role, time.perf_counter() - started, error=True,
@@ -249,10 +252,10 @@ class DataPlane:
             raise
         stats.observe(role, time.perf_counter() - started, step=rollout.step)
         self.metrics.rollout_request(name, loaded.version.version, role)
-        predict = result.get("predict")
+        predict = rows_of(batch, "predict")
         if predict is not None:
             stats.remember(request_id, role, predict)
-        return picked, result
+        return picked, batch
 
     def _send_shadow(self, challenger: Loaded, stats: RolloutStats, rollout: Rollout,
                      name: str, data: Any, request_id: str, route: str,
@@ -275,8 +278,8 @@ class DataPlane:
         arrived = time.time()
         version = challenger.version.version
         try:
-            _, result = await self._answer(challenger, name, data, request_id, route, None,
-                                           started, arrived)
+            _, batch = await self._answer(challenger, name, data, request_id, route, None,
+                                          started, arrived)
         except Exception:
             # Even bad input counts here: the champion took that very input.
             stats.observe(CHALLENGER, time.perf_counter() - started, error=True,
@@ -285,7 +288,7 @@ class DataPlane:
             return
         stats.observe(CHALLENGER, time.perf_counter() - started, step=rollout.step)
         self.metrics.rollout_request(name, version, SHADOW)
-        predict = result.get("predict")
+        predict = rows_of(batch, "predict")
         if predict is not None:
             stats.remember(request_id, CHALLENGER, predict)
             if champion_predict is not None:
@@ -419,10 +422,11 @@ class DataPlane:
         await self.pool.remove(name)
 
 
-def batch_of(answer: dict[str, Any]) -> BatchRef | None:
-    """The batch a request was answered in (the batcher puts it in the answer dict)."""
-    batch = answer.get(BATCH_KEY)
-    return batch if isinstance(batch, BatchRef) else None
+def rows_of(batch: BatchRef, output: str) -> np.ndarray | None:
+    """A request's rows of one output of the batch it was answered in (None: no such
+    output)."""
+    values = batch.outputs.get(output)
+    return None if values is None else values[batch.start:batch.stop]
 
 
 def sticky_key(sticky: str, data: Any, headers: HeaderLookup | None) -> str | None:

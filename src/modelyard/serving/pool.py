@@ -73,6 +73,8 @@ class Loaded:
     """The ONNX export answering for ``version`` (``serving.prefer_onnx``), if any."""
     reported: bool = False
     """A failure of this version's predict was logged with its traceback (once)."""
+    timeout_s: float | None = None
+    """The per-request timeout, looked up on its first request (the data plane's)."""
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.preprocessing import FunctionTransformer
 
 from modelyard.errors import UnsafeModelError
-from modelyard.security.skops_types import check_trusted_types, is_sklearn_type, skops_io
+from modelyard.security.skops_types import check_trusted_types, is_trusted_type, skops_io
 
 
 @pytest.mark.parametrize(("name", "trusted"), [
@@ -19,9 +19,23 @@ from modelyard.security.skops_types import check_trusted_types, is_sklearn_type,
     ("sklearnx.Model", False),
     ("numpy.core.multiarray._reconstruct", False),
     ("builtins.eval", False),
-], ids=["tree", "forest", "look-alike", "numpy", "builtin"])
-def test_only_scikit_learn_types_are_trusted(name: str, trusted: bool) -> None:
-    assert is_sklearn_type(name) is trusted
+    ("numpy.log1p", True),
+    ("scipy.special._ufuncs.expit", True),
+    ("scipy.special.expit", True),
+    ("numpy.load", False),
+    ("numpy.lib.npyio.load", False),
+    ("numpy.nolog1p", False),
+    ("scipy.special.logsumexp", False),
+    ("numpyx.log1p", False),
+    ("not.imported.module.log1p", False),
+    ("log1p", False),
+], ids=["tree", "forest", "look-alike", "numpy-internal", "builtin", "numpy-ufunc",
+        "scipy-ufunc-private-path", "scipy-ufunc", "numpy-function", "numpy-module-function",
+        "missing-ufunc", "scipy-function", "numpy-look-alike", "unimported", "bare"])
+def test_scikit_learn_types_and_public_ufuncs_are_trusted(name: str, trusted: bool) -> None:
+    import scipy.special  # noqa: F401  (imported in any process that loads a model)
+
+    assert is_trusted_type(name) is trusted
 
 
 def test_check_returns_sorted_unique_names_or_refuses_the_others() -> None:
@@ -51,6 +65,21 @@ def test_skops_io_reads_a_real_file_and_leaves_no_hidden_modules(tmp_path: Path)
         check_trusted_types(untrusted, ())
 
 
+def test_a_model_holding_ufuncs_loads_as_skops_would_trust_it(tmp_path: Path) -> None:
+    # skops trusts numpy's and scipy.special's ufuncs by default; modelyard imports skops
+    # without that listing and trusts them by its rule, so such models still load untold.
+    import numpy as np
+    from scipy.special import expit
+
+    sio = skops_io()
+    for fn in (np.log1p, expit):
+        path = tmp_path / f"{fn.__name__}.skops"
+        sio.dump(FunctionTransformer(fn), path)
+        trusted = check_trusted_types(sio.get_untrusted_types(file=path), ())
+        loaded = sio.load(path, trusted=trusted)
+        assert loaded.func is fn
+
+
 def test_a_fresh_process_imports_skops_without_walking_every_sklearn_module(
         tmp_path: Path) -> None:
     # skops' default estimator listing imports all of scikit-learn; modelyard skips it (it
@@ -62,6 +91,10 @@ import sys
 from modelyard.security.skops_types import check_trusted_types, skops_io
 sio = skops_io()
 assert "sklearn.gaussian_process" not in sys.modules, "the estimator walk ran"
+assert "sklearn.ensemble" not in sys.modules, "the gradient-boosting internals were imported"
+import skops.io._utils
+assert skops.io._utils.get_public_type_names.__name__ == "get_public_type_names"  # restored
+assert not any(type(f).__name__ == "_EmptyUfuncListing" for f in sys.meta_path)
 import sklearn.utils
 assert sklearn.utils.all_estimators.__name__ == "all_estimators"  # restored
 from sklearn.linear_model import LogisticRegression
@@ -70,6 +103,11 @@ sio.dump(model, {str(tmp_path / 'lr.skops')!r})
 path = {str(tmp_path / 'lr.skops')!r}
 trusted = check_trusted_types(sio.get_untrusted_types(file=path), ())
 assert sio.load(path, trusted=trusted).predict([[1.0]])[0] == 1
+from sklearn.ensemble import HistGradientBoostingClassifier
+hgb = HistGradientBoostingClassifier(max_iter=3).fit([[0.0], [1.0]] * 10, [0, 1] * 10)
+sio.dump(hgb, path)
+trusted = check_trusted_types(sio.get_untrusted_types(file=path), ())
+assert sio.load(path, trusted=trusted).predict([[1.0]])[0] == hgb.predict([[1.0]])[0]
 print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
