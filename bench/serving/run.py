@@ -61,9 +61,14 @@ concurrency 1, p50 no more than raw predict + 0.3 ms; idle RSS under 150 MiB; re
 machine is shared and noisy (30-40 % between runs is common): ``--repeat N`` runs each point
 N times and reports the median.
 
-Until ``modelyard serve`` exists the modelyard rows say "modelyard serve not available yet";
-``--standin`` puts ``standin.py`` (a bare uvicorn + httptools + uvloop ASGI app with the same
-routes and no validation, batching or metrics) in its place to develop the harness.
+References (printed with the targets, never failing the run): ``standin.py``, a bare batching
+ASGI app on the same uvicorn + httptools + uvloop stack that only parses, batches, predicts and
+writes the answer (no validation, metrics, logging or timeouts) and loads the model through
+modelyard's registry, is measured beside modelyard on the first model at the top concurrency,
+with its own null route: its infer/null ratio is about the best a Python server on this stack
+reaches here, its RSS and start-up the least a server holding that scikit-learn model needs,
+and modelyard / floor says how much of the floor modelyard keeps. ``--standin`` puts the same
+app in modelyard's place to develop the harness.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ TARGET_IDLE_RSS_MIB = 150.0
 TARGET_READY_S = 1.5
 TARGET_LOG_ON_VS_OFF = 0.9  # serving with the inference log on: within 10% of log off
 LOG_OFF = "modelyard log off"
+FLOOR = "bare ASGI floor"
 ONNX = "modelyard --prefer-onnx"
 
 console = Console(width=None if sys.stdout.isatty() else 150)
@@ -182,6 +188,8 @@ class Check:
     target: str
     passed: bool | None
     note: str = ""
+    reference: bool = False
+    """A reading to judge a target by, not a target (never fails the run)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -765,6 +773,39 @@ def bench_modelyard_onnx(bm: BenchModel, ctx: Context) -> ServerRun | None:
     return _modelyard_variant(bm, ctx, ONNX, ["--prefer-onnx"], "onnx", plan)
 
 
+def bench_floor(bm: BenchModel, ctx: Context) -> list[ServerRun]:
+    """``standin.py``, a bare batching ASGI app on the same HTTP stack, with its own null
+    route, at the top concurrency: how close a Python server on this stack can come to its
+    null route here at all (the reference for the 0.6 target), and how far modelyard is from
+    the least any batching server does per request."""
+    plan = ctx.plan
+    if plan.standin or not _selected(plan, "floor"):
+        return []
+    top = dataclasses.replace(plan, concurrencies=(max(plan.concurrencies),))
+    port = free_port()
+    cmd = [sys.executable, str(HERE / "standin.py"), f"models:/{bm.name}@production",
+           "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    run, null = ServerRun(bm.name, FLOOR), ServerRun(bm.name, f"{FLOOR} null")
+    try:
+        with running(
+            cmd,
+            env=_modelyard_env(ctx),
+            base=f"http://127.0.0.1:{port}",
+            ready_path="/v2/health/ready",
+            log=LOGS / f"floor-{bm.name}.log",
+            cwd=ROOT,
+        ) as server:
+            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
+            run.points += http_points(server, oip_route(bm.name), bm, top, ctx.work, FLOOR)
+            null.points += http_points(server, NULL, bm, top, ctx.work, f"{FLOOR} null")
+            run.peak_rss_mib = null.peak_rss_mib = server.rss_mib("VmHWM")
+    except Unavailable as exc:
+        run.note = f"stand-in failed: {exc}"
+    except WrongAnswer as exc:
+        _wrong(run, exc)
+    return [r for r in (run, null) if r.points or r.note]
+
+
 def _modelyard_env(ctx: Context) -> dict[str, str]:
     return {"MODELYARD_HOME": str(ctx.home), "MODELYARD_USER": "bench"}
 
@@ -901,7 +942,7 @@ def evaluate(runs: list[ServerRun], models: list[BenchModel], plan: Plan) -> lis
     top = max(plan.concurrencies)
     checks: list[Check] = []
     null = next(
-        (p for r in runs for p in r.points if r.server.endswith(" null") and p.concurrency == top),
+        (p for r in runs for p in r.points if r.server == f"{me} null" and p.concurrency == top),
         None,
     )
     for bm in models:
@@ -922,6 +963,21 @@ def evaluate(runs: list[ServerRun], models: list[BenchModel], plan: Plan) -> lis
                 want,
             )
         )
+        floor = _point(runs, bm.name, FLOOR, "OIP v2", top)
+        floor_null = _point(runs, bm.name, f"{FLOOR} null", "null", top)
+        if floor is not None and floor.rps and floor_null is not None and floor_null.rps:
+            checks.append(Check(f"{bm.name} c={top}: {FLOOR} / its null route req/s",
+                                floor.rps / floor_null.rps, "x", f">= {TARGET_VS_NULL:g}",
+                                None, reference=True))
+        if floor is not None and floor.rps and ours is not None and ours.rps:
+            checks.append(Check(f"{bm.name} c={top}: {me} / {FLOOR} req/s",
+                                ours.rps / floor.rps, "x", "1", None, reference=True))
+        bare = next((r for r in runs if r.server == FLOOR and r.model == bm.name), None)
+        if bare is not None and bare.points:
+            checks.append(Check(f"{bm.name}: {FLOOR} idle RSS", bare.idle_rss_mib, "MiB",
+                                f"< {TARGET_IDLE_RSS_MIB:g}", None, reference=True))
+            checks.append(Check(f"{bm.name}: {FLOOR} ready after start", bare.ready_s, "s",
+                                f"<= {TARGET_READY_S:g}", None, reference=True))
         if "logreg" in bm.name:
             checks.append(
                 _check(
@@ -1057,7 +1113,8 @@ def render_checks(checks: list[Check]) -> Table:
     for col in ("check", "value", "target", "result"):
         table.add_column(col, justify="left" if col == "check" else "right")
     for c in checks:
-        verdict = {True: "[green]pass", False: "[red]FAIL", None: "[yellow]n/a"}[c.passed]
+        verdict = "[cyan]reference" if c.reference else {
+            True: "[green]pass", False: "[red]FAIL", None: "[yellow]n/a"}[c.passed]
         value = f"{_num(c.value, 2)} {c.unit}" if c.value is not None else c.note
         table.add_row(c.name, value, f"{c.target} {c.unit}", verdict)
     return table
@@ -1099,7 +1156,7 @@ def write_json(
 # -- main ------------------------------------------------------------------------------------
 ALL_KEYS = (
     "modelyard", "modelyard-invocations", "null", "modelyard-nolog", "modelyard-onnx",
-    "mlserver", "mlserver-inproc", "mlflow",
+    "floor", "mlserver", "mlserver-inproc", "mlflow",
 )  # fmt: skip
 
 
@@ -1203,7 +1260,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(plan, work, work / "home", envs)
         with console.status("saving the models for every server"):
             if plan.servers & {"modelyard", "modelyard-invocations", "null", "modelyard-nolog",
-                                "modelyard-onnx"}:
+                                "modelyard-onnx", "floor"}:
                 save_for_modelyard(models, ctx.home)
             for bm in models:
                 if isinstance(envs.get("mlserver"), Path):
@@ -1217,6 +1274,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
             if (run := bench_modelyard_onnx(bm, ctx)) is not None:
                 runs.append(run)
+            if i == 0:
+                runs += bench_floor(bm, ctx)
             for workers in (1, 0):
                 if (run := bench_mlserver(bm, ctx, workers)) is not None:
                     runs.append(run)

@@ -1,19 +1,25 @@
-"""A bare ASGI stand-in for ``modelyard serve``, used only to develop the serving benchmark.
+"""A bare batching ASGI app: the floor under ``modelyard serve`` in the serving benchmark.
 
-``run.py --standin`` starts it in place of the real server. It speaks just the routes the
-benchmark calls, with no validation, batching, metrics or error handling, on the same stack as
-the real server (uvicorn + httptools + uvloop, no access log). It is therefore close to the
-ceiling a Python server can reach on this machine, not a measurement of modelyard.
+``run.py`` measures it beside the real server as the "bare ASGI floor" (and ``--standin`` puts
+it in the real server's place to develop the harness). It speaks just the routes the benchmark
+calls, on the same stack as the real server (uvicorn + httptools + uvloop, no access log),
+and does only what any batching server must: parse the JSON, merge the requests that arrived
+together into one ``predict_proba`` call, split the rows back and write the JSON answer. No
+validation, metrics, logging, timeouts or error handling. Its infer route against its own
+null route is therefore about the best ratio a Python server on this stack can reach here.
 
     python bench/serving/standin.py models:/NAME@production --host 127.0.0.1 --port 8080
 
-Routes: ``GET /v2/health/ready``, ``POST /v2/models/{name}/infer`` (one FP64 2-D tensor),
-``POST /invocations`` (``{"inputs": [[...], ...]}``) and ``POST /v2/null`` (a fixed answer).
+Routes: ``GET /v2/health/ready``, ``POST /v2/models/{name}/infer`` (one FP64 2-D tensor;
+answers ``predict`` and ``predict_proba`` like modelyard), ``POST /invocations``
+(``{"inputs": [[...], ...]}``) and ``POST /v2/null`` (a fixed answer).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,6 +45,27 @@ class App:
         self.model = model
         self.name = name
         self.infer_path = f"/v2/models/{name}/infer"
+        self.classes = np.asarray(model.predictor.classes)
+        self.queue: list[tuple[np.ndarray, asyncio.Future[tuple[np.ndarray, np.ndarray]]]] = []
+
+    def _predict_queued(self) -> None:
+        """One predict_proba call for every request queued since the last one."""
+        batch, self.queue = self.queue, []
+        proba = self.model.predictor.predict_proba(np.concatenate([rows for rows, _ in batch]))
+        labels = self.classes[proba.argmax(axis=1)]
+        start = 0
+        for rows, future in batch:
+            stop = start + len(rows)
+            future.set_result((labels[start:stop], proba[start:stop]))
+            start = stop
+
+    async def _batched(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self.queue:  # the requests parsed in this loop tick join this batch
+            loop.call_soon(self._predict_queued)
+        self.queue.append((rows, future))
+        return await future
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,19 +80,17 @@ class App:
         elif path == self.infer_path:
             tensor = orjson.loads(body)["inputs"][0]
             rows = np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
-            pred = np.asarray(self.model.predict(rows))
+            labels, proba = await self._batched(rows)
             out = {
                 "model_name": self.name,
                 "outputs": [
-                    {
-                        "name": "predict",
-                        "shape": list(pred.shape),
-                        "datatype": "INT64",
-                        "data": pred.tolist(),
-                    }
+                    {"name": "predict", "shape": list(labels.shape), "datatype": "INT64",
+                     "data": labels},
+                    {"name": "predict_proba", "shape": list(proba.shape), "datatype": "FP64",
+                     "data": proba},
                 ],
             }
-            await _answer(send, 200, orjson.dumps(out))
+            await _answer(send, 200, orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY))
         elif path == "/invocations":
             rows = np.asarray(orjson.loads(body)["inputs"], dtype=np.float64)
             pred = np.asarray(self.model.predict(rows))
@@ -103,6 +128,11 @@ def main() -> None:
     client = Client()  # MODELYARD_HOME from the environment
     model = client.load(args.ref)
     name = args.ref.removeprefix("models:/").split("@")[0].split("/")[0]
+    # As modelyard does once its models are loaded: the collector skips the long-lived objects
+    # and runs less often (see modelyard.serving.server.tune_collector).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     uvicorn.run(
         App(model, name),
         host=args.host,
