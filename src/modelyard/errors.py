@@ -34,6 +34,7 @@ __all__ = [
     "NotFoundError",
     "OverloadedError",
     "PredictionError",
+    "RequestTimeoutError",
     "SignatureError",
     "StoreUnavailableError",
     "UnavailableError",
@@ -120,3 +121,7 @@ class UnavailableError(ModelyardError):
 
 class OverloadedError(UnavailableError):
     """A model's request queue is full; the server answers 503 with Retry-After."""
+
+
+class RequestTimeoutError(ModelyardError):
+    """A model did not answer within the per-request timeout; the server answers 504."""

@@ -62,6 +62,13 @@ __all__ = [
 
 _U32 = struct.Struct("<I")  # BYTES elements: a 4-byte little-endian length, then the bytes
 
+# The protocol datatype of each native-order numeric dtype, for the answer's hot path.
+_NATIVE_NUMERIC: dict[np.dtype[Any], str] = {
+    np.dtype(t): datatype_of(np.dtype(t))
+    for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+              "uint64", "float16", "float32", "float64")
+}
+
 
 @dataclass(slots=True)
 class RequestInput:
@@ -122,7 +129,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidInputError(f"The request 'id' must be a string; got {describe(request_id)}.")
-    parameters = _parameters(doc.get("parameters"), "The request")
+    parameters = doc.get("parameters")
+    parameters = {} if parameters is None else _parameters(parameters, "The request")
     items = doc.get("inputs")
     if not isinstance(items, list) or not items:
         got = "none" if items is None else describe(items)
@@ -136,7 +144,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     for i, item in enumerate(items):
         inp, offset = _decode_input(i, item, binary, offset)
         append(inp)
-    if len({inp.name for inp in inputs}) != len(inputs):
+    if len(inputs) > 1 and len({inp.name for inp in inputs}) != len(inputs):
         names = [inp.name for inp in inputs]
         dup = next(n for n in names if names.count(n) > 1)
         raise InvalidInputError(f"Input {dup!r} appears twice in the request.")
@@ -145,7 +153,9 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
             f"The request carries {len(binary)} bytes after the JSON header but its inputs "
             f"declare {offset} (the sum of their binary_data_size parameters)."
         )
-    outputs = _requested_outputs(doc.get("outputs"), parameters.get("binary_data_output") is True)
+    outputs = doc.get("outputs")
+    if outputs is not None:
+        outputs = _requested_outputs(outputs, parameters.get("binary_data_output") is True)
     return InferenceRequest(request_id, parameters, inputs, outputs)
 
 
@@ -468,6 +478,9 @@ def encode_response(
 
 def output_array(name: str, value: object) -> tuple[str, np.ndarray]:
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    datatype = _NATIVE_NUMERIC.get(arr.dtype)
+    if datatype is not None:  # what models return: a native-order number
+        return datatype, arr
     kind = arr.dtype.kind
     if kind in "biuf":
         datatype = datatype_of(arr.dtype)

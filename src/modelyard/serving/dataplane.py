@@ -40,6 +40,7 @@ from modelyard.errors import (
     ModelyardError,
     NotFoundError,
     PredictionError,
+    RequestTimeoutError,
     UnavailableError,
 )
 from modelyard.serving.batcher import n_rows
@@ -67,10 +68,6 @@ log = logging.getLogger("modelyard.serving")
 HeaderLookup = Callable[[str], str | None]
 """A request's header (REST) or metadata (gRPC) value by lower-case name; the data plane asks
 only when an ``ab`` rollout is sticky by a header."""
-
-
-class RequestTimeoutError(ModelyardError):
-    """The answer did not come within the per-request timeout (HTTP 504)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,22 +159,14 @@ class DataPlane:
         try:
             wanted = self._wanted(loaded, outputs) if outputs else loaded.outputs
             prepared = loaded.model.prepare(data)
-            timeout = loaded.timeout_s
-            if timeout is None:
-                timeout = loaded.timeout_s = loaded_timeout(loaded, self.pool, self.settings)
-            future = loaded.batcher.enqueue(prepared, n_rows(prepared))
-            # A timer on the future itself: cheaper than asyncio.wait_for, which wraps every
-            # request in extra futures and callbacks on this hot path.
-            timer = asyncio.get_running_loop().call_later(timeout, _expire, future, name,
-                                                          timeout)
+            # The batcher answers a request it could not predict in time with a
+            # RequestTimeoutError (serving.request_timeout_s, or the deployment's timeout_s).
             try:
-                batch = await future
+                batch = await loaded.batcher.enqueue(prepared, n_rows(prepared))
             except ModelyardError:
                 raise
             except Exception as exc:  # the model's own code raised: a prediction error
                 raise _prediction_error(loaded, exc) from exc
-            finally:
-                timer.cancel()
         except ModelyardError as exc:
             _tag(exc, loaded.version.version)
             # Failures are logged too (without outputs), so error rates come from the log.
@@ -471,18 +460,3 @@ def _prediction_error(loaded: Loaded, exc: Exception) -> PredictionError:
     return PredictionError(
         f"Model {loaded.version.uri} raised {type(exc).__name__} while predicting: {exc}",
         hint="Check the model's predict on this input; the server log has the traceback.")
-
-
-def _expire(future: asyncio.Future[Any], name: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(RequestTimeoutError(
-            f"Model {name!r} did not answer within {timeout:g} s.",
-            hint="Retry later, or raise serving.request_timeout_s.",
-        ))
-
-
-def loaded_timeout(loaded: Loaded, pool: ModelPool, settings: ServingSettings) -> float:
-    dep = pool.deployments.get(loaded.batcher.name)
-    if dep is not None and dep.spec.timeout_s is not None:
-        return dep.spec.timeout_s
-    return settings.request_timeout_s

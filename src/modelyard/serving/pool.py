@@ -73,8 +73,6 @@ class Loaded:
     """The ONNX export answering for ``version`` (``serving.prefer_onnx``), if any."""
     reported: bool = False
     """A failure of this version's predict was logged with its traceback (once)."""
-    timeout_s: float | None = None
-    """The per-request timeout, looked up on its first request (the data plane's)."""
 
 
 @dataclass(slots=True)
@@ -191,6 +189,8 @@ class ModelPool:
             max_queue=self.settings.max_queue, replicas=spec.replicas, name=name,
             inline_below_s=self.settings.inline_predict_ms / 1000.0,
             on_batch=on_batch,
+            timeout_s=(spec.timeout_s if spec.timeout_s is not None
+                       else self.settings.request_timeout_s),
         )
         outputs = ("predict", "predict_proba") if model.has_proba else ("predict",)
         self.metrics.load_seconds.labels(name, str(version.version)).set(seconds)

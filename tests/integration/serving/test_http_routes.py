@@ -70,6 +70,37 @@ def test_tritonclient_http_one_input_per_column(served: Served) -> None:
     client.close()
 
 
+def test_binary_data_output_without_outputs_sends_every_output_binary(served: Served) -> None:
+    # The request parameter asks for all outputs as binary data when none are listed (the
+    # extension's rule, and what tritonclient sends by default); a listed output keeps its own.
+    rows = _row(served, 2)
+    body = {"inputs": [{"name": "input", "shape": [2, 30], "datatype": "FP64",
+                        "data": rows.ravel().tolist()}],
+            "parameters": {"binary_data_output": True}}
+    with httpx.Client(base_url=served.url) as http:
+        plain = http.post("/v2/models/cancer-tensor/infer",
+                          json={"inputs": body["inputs"]}).json()["outputs"]
+        want = {o["name"]: o["data"] for o in plain}
+        r = http.post("/v2/models/cancer-tensor/infer", json=body)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/octet-stream"
+        length = int(r.headers["inference-header-content-length"])
+        header = httpx.Response(200, content=r.content[:length]).json()
+        sizes = {o["name"]: o["parameters"]["binary_data_size"] for o in header["outputs"]}
+        assert sizes == {"predict": 2 * 8, "predict_proba": 2 * 2 * 8}
+        assert len(r.content) == length + sum(sizes.values())
+        labels = np.frombuffer(r.content[length:length + sizes["predict"]], dtype="<i8")
+        proba = np.frombuffer(r.content[length + sizes["predict"]:], dtype="<f8")
+        assert labels.tolist() == want["predict"]
+        assert proba.tolist() == want["predict_proba"]
+        body["outputs"] = [{"name": "predict", "parameters": {"binary_data": False}}]
+        r = http.post("/v2/models/cancer-tensor/infer", json=body)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert [o["name"] for o in r.json()["outputs"]] == ["predict"]
+        assert r.json()["outputs"][0]["data"] == want["predict"]
+
+
 def test_tensor_model_and_explicit_version(served: Served) -> None:
     rows = _row(served, 2)
     body = {"inputs": [{"name": "input", "shape": [2, 30], "datatype": "FP64",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import orjson
@@ -78,9 +78,8 @@ class _Request:
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
         self.client: tuple[str, int] | None = scope.get("client")
-        headers: dict[bytes, bytes] = {}
-        for key, value in scope["headers"]:
-            headers[key] = value
+        # Lower-case names (ASGI servers lower them); a repeated header keeps its last value.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         self.headers = headers
         rid = headers.get(b"x-request-id")
         self.request_id = rid.decode("latin-1") if rid else new_request_id()
@@ -158,11 +157,12 @@ class RestApp:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _Request(scope)
-        self.metrics.inflight.inc()
+        inflight = self.metrics.inflight
+        inflight.value += 1
         try:
             status, body, headers = await self._dispatch(request, receive)
         finally:
-            self.metrics.inflight.dec()
+            inflight.value -= 1
         headers.append((b"x-request-id", request.request_id.encode("latin-1")))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -231,10 +231,17 @@ class RestApp:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise _Reply(413, {"error": f"The request body is {int(declared)} bytes; the limit "
                                         f"is {self.max_body} bytes."})
+        message = await receive()
+        if not message.get("more_body", False) and message["type"] == "http.request":
+            # The whole body in one message: what every small request is.
+            body: bytes = message.get("body", b"")
+            if len(body) > self.max_body:
+                raise _Reply(413, {"error": f"The request body exceeds the limit of "
+                                            f"{self.max_body} bytes."})
+            return body
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":  # gone, or dropped for reading too slowly
                 raise _Reply(400, {"error": "The client disconnected before the whole body "
                                             "arrived."})
@@ -247,6 +254,7 @@ class RestApp:
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            message = await receive()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _check_json(self, request: _Request) -> None:
@@ -268,6 +276,11 @@ class RestApp:
     # -- routing ---------------------------------------------------------------------------
     def _route(self, request: _Request) -> tuple[Callable[..., Awaitable[Any]], tuple[Any, ...]]:
         method, path = request.method, request.path
+        if method == "POST" and path[:11] == "/v2/models/" and path[-6:] == "/infer":
+            name = path[11:-6]  # the request path of nearly every request: no split
+            if name and "/" not in name:
+                request.route = "v2"
+                return self._infer, (name, None)
         handler = self._static.get((method, path))
         if handler is not None:
             if path == "/invocations":
@@ -369,22 +382,22 @@ class RestApp:
             if req.id:
                 request.request_id = req.id
             wanted = [o.name for o in req.outputs] if req.outputs else None
-            binary = {o.name for o in req.outputs if o.binary} if req.outputs else set()
-            if req.parameters.get("binary_data_output") is True:
-                binary = set(wanted or ())
             prediction = await self.plane.infer(
                 name, v2.to_model_input(req), version=version, request_id=request.request_id,
                 route="v2", outputs=wanted, headers=request.lookup)
             model_version = str(prediction.model_version)
-            if binary and not wanted:
-                binary = set(prediction.outputs)
+            binary: Collection[str] = ()
+            if req.outputs:  # binary_data_output is already each requested output's default
+                binary = {o.name for o in req.outputs if o.binary}
+            elif req.parameters and req.parameters.get("binary_data_output") is True:
+                binary = prediction.outputs.keys()  # every output, as binary data
             body, json_length = v2.encode_response(
                 name, model_version, req.id or None, prediction.outputs, binary=binary)
-            headers = list(_JSON) if json_length is None else [
-                (b"content-type", b"application/octet-stream"),
-                (b"inference-header-content-length", str(json_length).encode())]
             status = 200
-            return 200, body, headers
+            if json_length is None:
+                return 200, body, list(_JSON)
+            return 200, body, [(b"content-type", b"application/octet-stream"),
+                               (b"inference-header-content-length", str(json_length).encode())]
         except ModelyardError as exc:
             status = status_of(exc)
             raise
