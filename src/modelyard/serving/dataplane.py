@@ -70,8 +70,11 @@ HeaderLookup = Callable[[str], str | None]
 only when an ``ab`` rollout is sticky by a header."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
+    """What an inference answered. Not frozen: one is made per request, and a frozen
+    dataclass's ``__init__`` costs several times more; treat it as read-only."""
+
     model_name: str
     model_version: int
     request_id: str
@@ -144,7 +147,7 @@ class DataPlane:
                 return await self._infer_rollout(dep, name, data, request_id or new_request_id(),
                                                  route, outputs, headers)
         started = time.perf_counter()
-        arrived = time.time()
+        arrived = time.time() if self._logging else 0.0  # only the log's records need it
         request_id = request_id or new_request_id()
         loaded = self.pool.get(name) if version is None else await self.pool.get_version(
             name, version)

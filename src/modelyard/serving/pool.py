@@ -68,7 +68,6 @@ class Loaded:
     batcher: Batcher
     outputs: tuple[str, ...]
     load_seconds: float
-    last_used: float = 0.0
     served_by: ModelVersion | None = None
     """The ONNX export answering for ``version`` (``serving.prefer_onnx``), if any."""
     reported: bool = False
@@ -200,8 +199,7 @@ class ModelPool:
                      twin.uri, seconds)
         else:
             log.info("Loaded %s as %r in %.2f s", version.uri, name, seconds)
-        return Loaded(model, version, batcher, outputs, seconds, time.monotonic(),
-                      served_by=twin)
+        return Loaded(model, version, batcher, outputs, seconds, served_by=twin)
 
     async def _onnx_twin(self, spec: DeploymentSpec, version: ModelVersion
                          ) -> ModelVersion | None:
@@ -405,7 +403,6 @@ class ModelPool:
             state = f"failed to load: {dep.error}" if dep.error else "still loading"
             raise UnavailableError(f"Model {name!r} is {state}.",
                                    hint="Retry shortly; GET /v2/models/{name}/ready tells.")
-        dep.current.last_used = time.monotonic()
         return dep.current
 
     async def get_version(self, name: str, version: int) -> Loaded:
@@ -427,8 +424,7 @@ class ModelPool:
                     cached = await self._load(dep.spec, mv)
                     self._versions[key] = cached
                     self._evict()
-        self._versions.move_to_end(key)
-        cached.last_used = time.monotonic()
+        self._versions.move_to_end(key)  # least recently used first: evicted first
         return cached
 
     def _evict(self) -> None:
