@@ -38,7 +38,7 @@ Outputs = dict[str, np.ndarray]
 PredictFn = Callable[[Any], Outputs]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: its data is an array
 class _Pending:
     data: Any
     rows: int
@@ -102,7 +102,8 @@ class Batcher:
         self.name = name
         self.timeout_s = timeout_s
         """Seconds a request may wait for its answer, queued or predicting (then 504)."""
-        self._running: list[list[_Pending]] = []
+        self._running: dict[int, list[_Pending]] = {}
+        """The batches predicting now, by id (their requests can still time out)."""
         self._sweep: asyncio.TimerHandle | None = None
 
     @property
@@ -188,7 +189,7 @@ class Batcher:
         stats = BatchStats(size=sum(p.rows for p in live), requests=len(live),
                            queue_wait_s=[now - p.enqueued for p in live])
         merged = concat_inputs([p.data for p in live])
-        self._running.append(live)
+        self._running[id(live)] = live
         try:
             outputs = await self._call(loop, merged)
         except Exception as exc:
@@ -204,7 +205,7 @@ class Batcher:
                         _settle_error(p, single)
             return
         finally:
-            self._running.remove(live)
+            del self._running[id(live)]
             if self._on_batch is not None:
                 self._on_batch(stats)
         start = 0
@@ -222,7 +223,7 @@ class Batcher:
         on the event loop; this one timer wakes about once per ``timeout_s`` under load."""
         self._sweep = None
         now = time.perf_counter()
-        waiting = [p for batch in self._running for p in batch]
+        waiting = [p for batch in self._running.values() for p in batch]
         waiting += self._queue
         earliest = float("inf")
         for p in waiting:

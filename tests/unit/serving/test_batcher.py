@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelyard.errors import OverloadedError
+from modelyard.errors import OverloadedError, RequestTimeoutError
 from modelyard.serving.batcher import Batcher, BatchStats
 
 
@@ -156,3 +156,37 @@ def test_execution_model_is_chosen_by_measured_predict_time(
     loop_thread = asyncio.run(scenario())
     assert threads[0] != loop_thread, "the first call is measured in the replica's thread"
     assert (threads[-1] == loop_thread) is expect_inline
+
+
+def test_requests_time_out_queued_or_predicting_and_the_rest_are_answered() -> None:
+    # One timer per batcher: a request still predicting and one still queued behind it both
+    # get a RequestTimeoutError when their time is up; a later request, with time left, is
+    # answered by the next batch; and the timer stops once nothing waits.
+    slow = threading.Event()
+
+    def predict(data: np.ndarray) -> dict[str, np.ndarray]:
+        if data[0, 0] < 2:  # the first batches are slow
+            slow.wait(0.4)
+        return {"predict": data[:, 0]}
+
+    async def scenario() -> None:
+        batcher = Batcher(predict, max_batch_size=1, max_batch_delay_s=0, max_queue=100,
+                          timeout_s=0.15)
+        started = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit(_tagged(0, 1)))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(batcher.submit(_tagged(1, 1)))  # queued behind it
+        await asyncio.sleep(0.1)
+        third = asyncio.ensure_future(batcher.submit(_tagged(2, 1)))
+        for doomed in (first, second):
+            with pytest.raises(RequestTimeoutError, match="did not answer within 0.15 s"):
+                await doomed
+        assert time.perf_counter() - started < 0.35, "timed out late"
+        slow.set()
+        assert (await third)["predict"].tolist() == [2.0]
+        await batcher.drain(1.0)
+        await asyncio.sleep(0.2)
+        assert batcher._sweep is None, "the timer should stop once nothing waits"
+        batcher.close()
+
+    asyncio.run(scenario())
