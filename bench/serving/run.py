@@ -786,23 +786,8 @@ def bench_floor(bm: BenchModel, ctx: Context) -> list[ServerRun]:
     cmd = [sys.executable, str(HERE / "standin.py"), f"models:/{bm.name}@production",
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     run, null = ServerRun(bm.name, FLOOR), ServerRun(bm.name, f"{FLOOR} null")
-    try:
-        with running(
-            cmd,
-            env=_modelyard_env(ctx),
-            base=f"http://127.0.0.1:{port}",
-            ready_path="/v2/health/ready",
-            log=LOGS / f"floor-{bm.name}.log",
-            cwd=ROOT,
-        ) as server:
-            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
-            run.points += http_points(server, oip_route(bm.name), bm, top, ctx.work, FLOOR)
-            null.points += http_points(server, NULL, bm, top, ctx.work, f"{FLOOR} null")
-            run.peak_rss_mib = null.peak_rss_mib = server.rss_mib("VmHWM")
-    except Unavailable as exc:
-        run.note = f"stand-in failed: {exc}"
-    except WrongAnswer as exc:
-        _wrong(run, exc)
+    _measure_server(bm, ctx, cmd, port, [(run, oip_route(bm.name)), (null, NULL)],
+                    f"floor-{bm.name}", top, "stand-in failed")
     return [r for r in (run, null) if r.points or r.note]
 
 
@@ -817,23 +802,39 @@ def _modelyard_variant(bm: BenchModel, ctx: Context, label: str, flags: list[str
     cmd = [str(VENV_BIN / "modelyard"), "serve", f"models:/{bm.name}@production",
            "--host", "127.0.0.1", "--port", str(port), "--no-grpc", *flags]  # fmt: skip
     run = ServerRun(bm.name, label)
+    _measure_server(bm, ctx, cmd, port, [(run, oip_route(bm.name))], f"{log_name}-{bm.name}",
+                    plan, f"modelyard {' '.join(flags)} failed")
+    return run
+
+
+def _measure_server(bm: BenchModel, ctx: Context, cmd: list[str], port: int,
+                    routes: list[tuple[ServerRun, Route]], log_name: str, plan: Plan,
+                    failure: str) -> None:
+    """Start ``cmd`` (listening on ``port``), measure each run's route on it in turn, and
+    give every run the server's start-up time and memory. A server that does not start
+    notes ``failure`` in the first run; a wrong answer marks the run that got it."""
+    current = routes[0][0]
     try:
         with running(
             cmd,
             env=_modelyard_env(ctx),
             base=f"http://127.0.0.1:{port}",
             ready_path="/v2/health/ready",
-            log=LOGS / f"{log_name}-{bm.name}.log",
+            log=LOGS / f"{log_name}.log",
             cwd=ROOT,
         ) as server:
-            run.ready_s, run.idle_rss_mib = server.ready_s, server.rss_mib("VmRSS")
-            run.points += http_points(server, oip_route(bm.name), bm, plan, ctx.work, label)
-            run.peak_rss_mib = server.rss_mib("VmHWM")
+            idle = server.rss_mib("VmRSS")
+            for current, route in routes:
+                current.ready_s, current.idle_rss_mib = server.ready_s, idle
+                current.points += http_points(server, route, bm, plan, ctx.work,
+                                              current.server)
+            peak = server.rss_mib("VmHWM")
+            for run, _ in routes:
+                run.peak_rss_mib = peak
     except Unavailable as exc:
-        run.note = f"modelyard {' '.join(flags)} failed: {exc}"
+        current.note = f"{failure}: {exc}"
     except WrongAnswer as exc:
-        _wrong(run, exc)
-    return run
+        _wrong(current, exc)
 
 
 def bench_mlserver(bm: BenchModel, ctx: Context, workers: int) -> ServerRun | None:
