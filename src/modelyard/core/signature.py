@@ -270,7 +270,6 @@ def _missing_mask(arr: np.ndarray) -> np.ndarray:
     return np.zeros(arr.shape, dtype=bool)
 
 
-
 def _fits(declared: tuple[int, ...], shape: tuple[int, ...]) -> bool:
     """True when ``shape`` matches a declared tensor shape (``-1``: any size)."""
     if len(shape) != len(declared):

@@ -11,11 +11,11 @@ from modelyard.errors import (
     ModelyardError,
     NotFoundError,
     PredictionError,
+    RequestTimeoutError,
     UnavailableError,
     UnsafeModelError,
     UnsupportedModelError,
 )
-from modelyard.serving.dataplane import RequestTimeoutError
 
 __all__ = ["code_of"]
 

@@ -10,11 +10,11 @@ from modelyard.errors import (
     NotFoundError,
     OverloadedError,
     PredictionError,
+    RequestTimeoutError,
     UnavailableError,
     UnsafeModelError,
     UnsupportedModelError,
 )
-from modelyard.serving.dataplane import RequestTimeoutError
 
 __all__ = ["status_of"]
 
