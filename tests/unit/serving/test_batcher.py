@@ -179,7 +179,7 @@ def test_requests_time_out_queued_or_predicting_and_the_rest_are_answered() -> N
         await asyncio.sleep(0.1)
         third = asyncio.ensure_future(batcher.submit(_tagged(2, 1)))
         for doomed in (first, second):
-            with pytest.raises(RequestTimeoutError, match="did not answer within 0.15 s"):
+            with pytest.raises(RequestTimeoutError, match=r"did not answer within 0\.15 s"):
                 await doomed
         assert time.perf_counter() - started < 0.35, "timed out late"
         slow.set()
