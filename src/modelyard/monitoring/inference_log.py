@@ -178,6 +178,8 @@ class InferenceLog:
                 records, self._buffer = self._buffer, []
                 feedback, self._feedback = self._feedback, []
             self._report_drops()
+            if not records and not feedback:
+                return 0  # nothing to write: pyarrow is imported with the first record
             written = 0
             for (model, version), table in records_to_tables(records).items():
                 try:

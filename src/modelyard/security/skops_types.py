@@ -11,6 +11,7 @@ below both.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 from modelyard.errors import UnsafeModelError
 
-__all__ = ["check_trusted_types", "is_trusted_type", "skops_io"]
+__all__ = ["check_trusted_types", "import_sklearn", "is_trusted_type", "skops_io"]
 
 # Hidden while skops is imported (an import of them fails fast, and skops skips them):
 # - sklearn's array-API shims for torch, cupy and dask, which import those frameworks when
@@ -41,6 +42,7 @@ def skops_io() -> Any:
     """
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
+    import_sklearn()
     import sklearn.utils
 
     hidden = [m for m in _HIDDEN if m not in sys.modules]
@@ -70,6 +72,60 @@ def skops_io() -> Any:
             if sys.modules.get(module, 0) is None:
                 del sys.modules[module]
     return skops.io
+
+
+def import_sklearn() -> None:
+    """Import scikit-learn without importing pandas on its behalf.
+
+    ``sklearn.utils.fixes`` imports pandas (and pandas pyarrow) when scikit-learn is imported,
+    for no use of its own: its one pandas helper is handed pandas by its caller. Everything
+    in scikit-learn (and narwhals, which it asks) that meets a DataFrame imports pandas where
+    it needs it, or looks for it in ``sys.modules``: a DataFrame cannot exist before pandas is
+    imported. So that one import is refused and its name bound to a stand-in that imports
+    pandas if it is ever used. A serving process whose model never sees a DataFrame saves
+    about 63 MiB and 0.3-0.5 s (measured here); one that does imports pandas when it loads
+    such a model (the sklearn runtime builds frames for models fitted with feature names).
+    """
+    if "sklearn.utils" in sys.modules:
+        return
+    if "pandas" in sys.modules:
+        importlib.import_module("sklearn.utils")
+        return
+    refuse = _RefusePandasToFixes()
+    sys.meta_path.insert(0, refuse)
+    try:
+        importlib.import_module("sklearn.utils")
+    finally:
+        if refuse in sys.meta_path:
+            sys.meta_path.remove(refuse)
+    fixes = sys.modules.get("sklearn.utils.fixes")
+    if fixes is not None and getattr(fixes, "pd", 0) is None:
+        fixes.pd = _DeferredPandas()  # type: ignore[attr-defined]
+
+
+class _RefusePandasToFixes(importlib.abc.MetaPathFinder):
+    """Refuses ``import pandas`` to ``sklearn.utils.fixes`` alone. It asks who imports by
+    looking at the importing frame rather than hiding pandas from the whole process: another
+    thread may import pandas for real at the same moment."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if name != "pandas":
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None and frame.f_globals.get("__name__") == "sklearn.utils.fixes":
+            raise ModuleNotFoundError("pandas is imported when used", name="pandas")
+        return None
+
+
+class _DeferredPandas:
+    """Stands for the pandas module until an attribute is asked of it, then imports it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        import pandas
+
+        return getattr(pandas, attr)
 
 
 def _no_estimators(*args: Any, **kwargs: Any) -> list[tuple[str, type]]:

@@ -90,6 +90,30 @@ def test_writer_flushes_on_close_and_counts() -> None:
     assert sink.stats.dropped == 0
 
 
+def test_an_idle_writer_neither_writes_nor_imports_pyarrow(tmp_path: Path) -> None:
+    # A server that has not answered yet must not pay for pyarrow (about 35 MiB here).
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from modelyard.monitoring.inference_log import InferenceLog
+from modelyard.monitoring.log_store import ParquetLogStore
+log = InferenceLog(ParquetLogStore({str(tmp_path)!r}), flush_interval_s=0.01)
+log.start()
+import time; time.sleep(0.1)
+assert log.flush() == 0
+log.close(timeout=5)
+assert "pyarrow" not in sys.modules, "an empty flush imported pyarrow"
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+    assert not any(tmp_path.iterdir()), "an empty flush wrote a file"
+
+
 def test_full_queue_drops_and_counts_without_blocking(caplog: pytest.LogCaptureFixture) -> None:
     store = MemoryStore()
     sink = InferenceLog(store, queue_size=10, flush_interval_s=60)  # not started: nothing drains

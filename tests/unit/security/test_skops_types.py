@@ -114,3 +114,49 @@ print("ok")
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_scikit_learn_is_imported_without_pandas_until_a_dataframe_needs_it(
+        tmp_path: Path) -> None:
+    # sklearn.utils.fixes imports pandas for no use of its own (63 MiB here); modelyard refuses
+    # that one import. A model fitted on arrays then loads and predicts without pandas, and
+    # one fitted on a DataFrame, or anything asking the stand-in, still gets the real pandas.
+    import subprocess
+
+    script = f"""
+import sys
+from modelyard.security.skops_types import check_trusted_types, skops_io
+sio = skops_io()
+assert "pandas" not in sys.modules, "scikit-learn's import brought pandas"
+assert not any(type(f).__name__ == "_RefusePandasToFixes" for f in sys.meta_path)
+from sklearn.linear_model import LogisticRegression
+import numpy as np
+path = {str(tmp_path / 'lr.skops')!r}
+sio.dump(LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1]), path)
+model = sio.load(path, trusted=check_trusted_types(sio.get_untrusted_types(file=path), ()))
+assert model.predict(np.array([[1.0]]))[0] == 1
+assert "pandas" not in sys.modules, "predicting on an array imported pandas"
+import sklearn.utils.fixes as fixes
+assert fixes.pd.DataFrame is sys.modules["pandas"].DataFrame  # the stand-in imports it
+import pandas as pd
+from sklearn.preprocessing import StandardScaler
+frame = pd.DataFrame({{"a": [1.0, 3.0]}})
+out = StandardScaler().set_output(transform="pandas").fit_transform(frame)
+assert list(out.columns) == ["a"] and out["a"].tolist() == [-1.0, 1.0]
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_only_scikit_learns_fixes_module_is_refused_pandas() -> None:
+    from modelyard.security.skops_types import _RefusePandasToFixes
+
+    refuse = _RefusePandasToFixes()
+    assert refuse.find_spec("pandas", None) is None  # asked from here: pandas is found
+    assert refuse.find_spec("numpy", None) is None
+    fixes_globals = {"__name__": "sklearn.utils.fixes", "refuse": refuse}
+    with pytest.raises(ModuleNotFoundError, match="pandas"):
+        exec("refuse.find_spec('pandas', None)", fixes_globals)
