@@ -29,6 +29,7 @@ import numpy as np
 
 from modelyard.core.inference import InferenceRecord
 from modelyard.errors import ConfigurationError, OverloadedError
+from modelyard.monitoring.arrow_buffers import column_numpy, primitive, strings
 from modelyard.monitoring.log_store import LogStore, open_log_store
 from modelyard.settings import MonitoringSettings
 
@@ -242,9 +243,7 @@ def open_inference_log(settings: MonitoringSettings, uri: str, *,
 
 def _n_requests(table: pa.Table) -> int:
     """Requests in a logged table: rows whose index inside their request is 0."""
-    import pyarrow.compute as pc
-
-    return int(pc.sum(pc.equal(table.column("row"), 0)).as_py() or 0)
+    return int(np.count_nonzero(column_numpy(table.column("row")) == 0))
 
 
 # -- records -> Arrow --------------------------------------------------------------------------
@@ -341,19 +340,21 @@ def _table(records: list[InferenceRecord]) -> pa.Table:
     def repeat(values: np.ndarray) -> np.ndarray:
         return values if single else np.repeat(values, counts)
 
+    def texts(values: list[str | None]) -> list[str | None]:
+        return values if single else np.repeat(np.array(values, dtype=object),
+                                               counts).tolist()
+
+    # Built from the arrays' buffers (arrow_buffers): pa.array would import pandas.
     columns: dict[str, pa.Array] = {
-        "request_id": pa.array(repeat(np.array([r.request_id for r in records], dtype=object)),
-                               pa.string()),
-        "row": pa.array((np.arange(total, dtype=np.int64) - starts).astype(np.int32)),
-        "timestamp": pa.array(repeat(np.fromiter((r.timestamp for r in records), np.float64,
-                                                 n))),
-        "version": pa.array(repeat(np.fromiter((r.version for r in records), np.int64, n))),
-        "latency_ms": pa.array(repeat(np.fromiter((r.latency_ms for r in records), np.float64,
+        "request_id": strings(texts([r.request_id for r in records])),
+        "row": primitive((np.arange(total, dtype=np.int64) - starts).astype(np.int32)),
+        "timestamp": primitive(repeat(np.fromiter((r.timestamp for r in records), np.float64,
                                                   n))),
-        "route": pa.array(repeat(np.array([r.route for r in records], dtype=object)),
-                          pa.string()),
-        "error": pa.array(repeat(np.array([r.error for r in records], dtype=object)),
-                          pa.string()),
+        "version": primitive(repeat(np.fromiter((r.version for r in records), np.int64, n))),
+        "latency_ms": primitive(repeat(np.fromiter((r.latency_ms for r in records),
+                                                   np.float64, n))),
+        "route": strings(texts([r.route for r in records])),
+        "error": strings(texts([r.error for r in records])),
     }
     first = records[0]
     if first.error is None and first.inputs is not None:
@@ -383,9 +384,9 @@ def _arrow(values: np.ndarray) -> pa.Array:
         if values.dtype.kind == "O":
             return pa.array(values, from_pandas=True)
         if values.dtype.kind == "U":
-            return pa.array(values.astype(object), pa.string())
-        return pa.array(values)
+            return strings(values.tolist())
+        return primitive(values)
     width = int(np.prod(values.shape[1:]))
     flat = np.ascontiguousarray(values).reshape(-1)
-    offsets = pa.array(np.arange(0, flat.size + 1, width or 1, dtype=np.int32))
+    offsets = primitive(np.arange(0, flat.size + 1, width or 1, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, _arrow(flat))

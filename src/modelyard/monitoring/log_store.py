@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from modelyard.errors import IntegrityError, InvalidInputError, StoreUnavailableError
+from modelyard.monitoring.arrow_buffers import column_numpy, primitive
 from modelyard.security.encryption import (
     HEADER_SIZE,
     MAGIC,
@@ -157,7 +158,7 @@ def _concat(tables: list[pa.Table], kind: str) -> pa.Table:
 
 def _split_days(table: pa.Table) -> Iterable[tuple[str, pa.Table]]:
     """Split a batch by the UTC day of its rows (a batch written at midnight spans two)."""
-    ts = table.column("timestamp").to_numpy()
+    ts = column_numpy(table.column("timestamp"))  # (to_numpy would import pandas)
     if ts.size == 0:
         return
     days = np.floor(ts / _DAY)
@@ -167,7 +168,7 @@ def _split_days(table: pa.Table) -> Iterable[tuple[str, pa.Table]]:
         return
     for day in np.unique(days):
         idx = np.flatnonzero(days == day)
-        yield _day(float(day * _DAY)), table.take(idx)
+        yield _day(float(day * _DAY)), table.take(primitive(idx))
 
 
 class ParquetLogStore:
