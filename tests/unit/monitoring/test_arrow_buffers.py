@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tests.fresh_process import run_fresh
 
 from modelyard.monitoring.arrow_buffers import column_numpy, primitive, strings
 
@@ -86,10 +85,7 @@ assert log.stats.written == 21, log.stats
 assert "pandas" not in sys.modules, "writing the log imported pandas"
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    run_fresh(script)
     # Read here, not in the child: pyarrow's Parquet reader can abort a process at exit
     # ("terminate called without an active exception", apache/arrow#34314).
     from modelyard.monitoring.log_store import ParquetLogStore

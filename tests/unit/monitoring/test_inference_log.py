@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.fresh_process import run_fresh
 
 from modelyard.core.inference import FeedbackSink, InferenceRecord, ManagedSink
 from modelyard.errors import InvalidInputError, OverloadedError
@@ -92,9 +93,6 @@ def test_writer_flushes_on_close_and_counts() -> None:
 
 def test_an_idle_writer_neither_writes_nor_imports_pyarrow(tmp_path: Path) -> None:
     # A server that has not answered yet must not pay for pyarrow (about 35 MiB here).
-    import subprocess
-    import sys
-
     script = f"""
 import sys
 from modelyard.monitoring.inference_log import InferenceLog
@@ -107,10 +105,7 @@ log.close(timeout=5)
 assert "pyarrow" not in sys.modules, "an empty flush imported pyarrow"
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    run_fresh(script)
     assert not any(tmp_path.iterdir()), "an empty flush wrote a file"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.preprocessing import FunctionTransformer
+from tests.fresh_process import run_fresh
 
 from modelyard.errors import UnsafeModelError
 from modelyard.security.skops_types import check_trusted_types, is_trusted_type, skops_io
@@ -84,8 +85,6 @@ def test_a_fresh_process_imports_skops_without_walking_every_sklearn_module(
         tmp_path: Path) -> None:
     # skops' default estimator listing imports all of scikit-learn; modelyard skips it (it
     # trusts sklearn's types by its own rule), and a registered-style file still round-trips.
-    import subprocess
-
     script = f"""
 import sys
 from modelyard.security.skops_types import check_trusted_types, skops_io
@@ -110,10 +109,7 @@ trusted = check_trusted_types(sio.get_untrusted_types(file=path), ())
 assert sio.load(path, trusted=trusted).predict([[1.0]])[0] == hgb.predict([[1.0]])[0]
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    run_fresh(script)
 
 
 def test_scikit_learn_is_imported_without_pandas_until_a_dataframe_needs_it(
@@ -121,8 +117,6 @@ def test_scikit_learn_is_imported_without_pandas_until_a_dataframe_needs_it(
     # sklearn.utils.fixes imports pandas for no use of its own (63 MiB here); modelyard refuses
     # that one import. A model fitted on arrays then loads and predicts without pandas, and
     # one fitted on a DataFrame, or anything asking the stand-in, still gets the real pandas.
-    import subprocess
-
     script = f"""
 import sys
 from modelyard.security.skops_types import check_trusted_types, skops_io
@@ -145,10 +139,7 @@ out = StandardScaler().set_output(transform="pandas").fit_transform(frame)
 assert list(out.columns) == ["a"] and out["a"].tolist() == [-1.0, 1.0]
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    run_fresh(script)
 
 
 def test_only_scikit_learns_fixes_module_is_refused_pandas() -> None:
